@@ -8,11 +8,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ketadur.engine.reference import SimulationResult, SolverSettings, simulate  # noqa: E402
-from ketadur.errors import KetadurInputError  # noqa: E402
-from ketadur.model.parameters import REGISTRY, Parameter, ParameterSet  # noqa: E402
-from ketadur.model.patient import TYPICAL_PATIENT, LifeEvent, Patient  # noqa: E402
-from ketadur.regimen import (  # noqa: E402
+from ketadur.engine.reference import SimulationResult, SolverSettings, simulate
+from ketadur.errors import KetadurInputError
+from ketadur.model.parameters import REGISTRY, Parameter, ParameterSet
+from ketadur.model.patient import TYPICAL_PATIENT, LifeEvent, Patient
+from ketadur.regimen import (
     AdjunctWindow,
     Dose,
     LifestyleChange,

@@ -142,8 +142,7 @@ def iv_infusions(
 ) -> Regimen:
     """IV racemic ketamine infusions on ``days`` (seed Protocol 1 dose and length by default)."""
     doses = tuple(
-        Dose(day=d, dose_mg_per_kg=dose_mg_per_kg, infusion_minutes=infusion_minutes)
-        for d in days
+        Dose(day=d, dose_mg_per_kg=dose_mg_per_kg, infusion_minutes=infusion_minutes) for d in days
     )
     return Regimen(name=name or f"{len(doses)} x IV {dose_mg_per_kg} mg/kg", doses=doses)
 

@@ -134,8 +134,9 @@ def simulate(
                 "output_days", f"must be non-empty and within [0, {t_end_days}]", output_days
             )
     model = compile_model(patient)
-    y_out, u_out, status, message = _integrate(model, regimen, t_out * 24.0, t_end_days * 24.0,
-                                               solver)
+    y_out, u_out, status, message = _integrate(
+        model, regimen, t_out * 24.0, t_end_days * 24.0, solver
+    )
     outputs = model.outputs(y_out, u_out)
     table = pd.DataFrame({"t_days": t_out, **outputs})
     states = pd.DataFrame(y_out.T, columns=list(STATE_NAMES))

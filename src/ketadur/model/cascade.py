@@ -119,9 +119,7 @@ def mtorc1_activity(trkb: float, erk: float, k: CascadeConstants) -> float:
 # ------------------------------------------------------------------------------ state derivatives
 
 
-def d_glutamate(
-    glutamate: float, occupancy: float, tolerance: float, k: CascadeConstants
-) -> float:
+def d_glutamate(glutamate: float, occupancy: float, tolerance: float, k: CascadeConstants) -> float:
     """Glutamate surge follows NMDA block (interneuron disinhibition); tolerance blunts it."""
     target = k.glutamate_gain * occupancy / (1.0 + tolerance)
     return k.k_glutamate * (target - glutamate)

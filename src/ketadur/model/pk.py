@@ -118,8 +118,11 @@ def pk_matrices(c: PKConstants) -> tuple[NDArray[np.float64], NDArray[np.float64
         def i(name: str, e: str = e) -> int:
             return pk_index(name, e)
 
-        nasal, oral, im, pre = i("depot_nasal"), i("depot_oral"), i("depot_im"), i(
-            "depot_presystemic_nk"
+        nasal, oral, im, pre = (
+            i("depot_nasal"),
+            i("depot_oral"),
+            i("depot_im"),
+            i("depot_presystemic_nk"),
         )
         cen, per, nk, clr = i("central"), i("peripheral"), i("norketamine"), i("cleared")
         cek, cenk = i("ce_ketamine"), i("ce_norketamine")
@@ -190,9 +193,7 @@ def plasma_ketamine_ng_per_ml(c: PKConstants, y_pk: NDArray[np.float64]) -> NDAr
     return total / c.v1_l * 1000.0
 
 
-def plasma_norketamine_ng_per_ml(
-    c: PKConstants, y_pk: NDArray[np.float64]
-) -> NDArray[np.float64]:
+def plasma_norketamine_ng_per_ml(c: PKConstants, y_pk: NDArray[np.float64]) -> NDArray[np.float64]:
     """Total plasma norketamine, ng/mL of norketamine itself (molar-mass corrected)."""
     total = y_pk[pk_index("norketamine", "s")] + y_pk[pk_index("norketamine", "r")]
     return total / c.v_nk_l * 1000.0 * (c.mw_nk / c.mw_k)

@@ -227,11 +227,14 @@ def d_situational(situational: float, k: SynapseConstants) -> float:
 
 
 def session_consolidation(
-    consolidated: float, potentiation: float, weight: float, k: SynapseConstants
+    consolidated: float, potentiation: float, therapy_session: float, k: SynapseConstants
 ) -> float:
     """Jump in the consolidated state at one therapy session.
 
     Proportional to the plasticity present at the session (basal plus fast potentiation, the
-    post-infusion window) and to the room left below saturation at 1.
+    post-infusion window), to the session's weight (1 for CBT) and to the room left below
+    saturation at 1.
     """
-    return k.therapy_gain * weight * (k.therapy_basal + potentiation) * (1.0 - consolidated)
+    return (
+        k.therapy_gain * therapy_session * (k.therapy_basal + potentiation) * (1.0 - consolidated)
+    )

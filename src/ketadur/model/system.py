@@ -135,9 +135,7 @@ class CompiledModel:
             "ampa": ampa,
             "trkb": trkb,
             "mtorc1": cas.mtorc1_activity(trkb, erk, self.cc),
-            "decay_rate": syn.structural_decay_rate(
-                erk, homeo, float(u[4]), float(u[3]), self.sc
-            ),
+            "decay_rate": syn.structural_decay_rate(erk, homeo, float(u[4]), float(u[3]), self.sc),
         }
 
     def rhs(self, t_h: float, y: NDArray[np.float64], u: NDArray[np.float64]) -> NDArray:
@@ -181,8 +179,18 @@ class CompiledModel:
         out = {name: np.empty(n) for name in OUTPUTS}
         out["plasma_ketamine_ng_per_ml"] = pk.plasma_ketamine_ng_per_ml(self.pkc, y_matrix)
         out["plasma_norketamine_ng_per_ml"] = pk.plasma_norketamine_ng_per_ml(self.pkc, y_matrix)
-        for name in ("glutamate", "bdnf", "erk", "dusp6", "potentiation", "structural",
-                     "stabilised", "homeostasis", "tolerance", "consolidated"):
+        for name in (
+            "glutamate",
+            "bdnf",
+            "erk",
+            "dusp6",
+            "potentiation",
+            "structural",
+            "stabilised",
+            "homeostasis",
+            "tolerance",
+            "consolidated",
+        ):
             out[name] = y_matrix[_I[name]].copy()
         for j in range(n):
             y, u = y_matrix[:, j], u_matrix[:, j]
@@ -296,3 +304,29 @@ def model_hash(patient: Patient) -> str:
     payload["params"] = dict(patient.params)
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+GRAPH: tuple[tuple[str, object], ...] = (
+    ("occupancy", cas.nmda_occupancy),
+    ("glutamate", cas.d_glutamate),
+    ("ampa", cas.ampa_throughput),
+    ("bdnf", cas.d_bdnf),
+    ("trkb", cas.trkb_activation),
+    ("erk", cas.d_erk),
+    ("dusp6", cas.d_dusp6),
+    ("mtorc1", cas.mtorc1_activity),
+    ("potentiation", syn.d_potentiation),
+    ("decay_rate", syn.structural_decay_rate),
+    ("structural", syn.d_structural),
+    ("stabilised", syn.d_stabilised),
+    ("homeostasis", syn.d_homeostasis),
+    ("tolerance", syn.d_tolerance),
+    ("consolidated", syn.d_consolidated),
+    ("consolidated", syn.session_consolidation),
+    ("situational", syn.d_situational),
+    ("relief_fraction", syn.relief),
+    ("madrs", syn.madrs),
+    ("cadss", syn.cadss),
+)
+"""Each model quantity and the function that defines it (signal or state derivative). The function's
+argument names are its inputs: :mod:`ketadur.reports.diagram` draws the cascade from this."""

@@ -1,0 +1,318 @@
+"""The ``ketadur`` command line. Each command parses, calls the Python API, prints or saves."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from ketadur import __version__
+from ketadur.errors import KetadurInputError
+from ketadur.model.parameters import REGISTRY
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="ketadur: simulate how to make ketamine's antidepressant effect last. "
+    "Research software: outputs are model-based hypotheses, never dosing instructions.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DISCLAIMER = "Research use only: model-based hypotheses, not dosing instructions."
+
+
+def _fmt_day(x: float) -> str:
+    if math.isnan(x):
+        return "no response"
+    if math.isinf(x):
+        return "not lost"
+    return f"{x:.1f}"
+
+
+def _save_figure(fig, path: Path) -> None:
+    if path.suffix.lower() not in {".png", ".svg", ".pdf"}:
+        raise KetadurInputError(
+            "--out/--plot", "figure file must end in .png, .svg or .pdf", str(path)
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Figure file (.png/.svg/.pdf).")] = Path(
+        "ketadur-demo.png"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """One typical patient under three regimens: MADRS table and a figure."""
+    from ketadur.demo import DEMO_DAYS, run_demo
+    from ketadur.model.patient import TYPICAL_PATIENT
+    from ketadur.reports.plots import plot_madrs_comparison
+
+    if out.suffix.lower() not in {".png", ".svg", ".pdf"}:
+        raise KetadurInputError("--out", "figure file must end in .png, .svg or .pdf", str(out))
+    rows, results = run_demo()
+    _save_figure(plot_madrs_comparison(results, baseline_madrs=TYPICAL_PATIENT.baseline_madrs), out)
+    if as_json:
+        doc = {
+            "patient": TYPICAL_PATIENT.subject_id,
+            "baseline_madrs": TYPICAL_PATIENT.baseline_madrs,
+            "regimens": [
+                {
+                    "name": r.regimen,
+                    "madrs_by_day": {f"{d:g}": round(v, 2) for d, v in r.madrs_by_day.items()},
+                    "day_response_lost": None
+                    if math.isnan(r.day_response_lost) or math.isinf(r.day_response_lost)
+                    else round(r.day_response_lost, 2),
+                }
+                for r in rows
+            ],
+            "figure": str(out),
+            "disclaimer": DISCLAIMER,
+        }
+        console.print_json(json.dumps(doc))
+        return
+    table = Table(
+        title=f"MADRS of the typical patient (baseline {TYPICAL_PATIENT.baseline_madrs:g})",
+        caption="response lost: first day MADRS is back above 50 % of baseline",
+    )
+    table.add_column("regimen", min_width=14)
+    for d in DEMO_DAYS:
+        table.add_column(f"d{d:g}", justify="right")
+    table.add_column("response lost (day)", justify="right")
+    for r in rows:
+        table.add_row(
+            r.regimen,
+            *(f"{v:.1f}" for v in r.madrs_by_day.values()),
+            _fmt_day(r.day_response_lost),
+        )
+    console.print(table)
+    console.print(f"Figure written to {out}")
+    console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+@app.command()
+def params(
+    group: Annotated[str | None, typer.Option(help="Only this group (pk, cascade, ...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The parameter registry: name, value, unit, range, status and source."""
+    groups = sorted({p.group for p in REGISTRY.values()})
+    if group is not None and group not in groups:
+        raise KetadurInputError("--group", f"must be one of {', '.join(groups)}", group)
+    chosen = [p for p in REGISTRY.values() if group is None or p.group == group]
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "default": p.default,
+                        "unit": p.unit,
+                        "lower": p.lower,
+                        "upper": p.upper,
+                        "group": p.group,
+                        "status": p.status,
+                        "description": p.description,
+                        "source": p.source,
+                    }
+                    for p in chosen
+                ]
+            )
+        )
+        return
+    table = Table(title=f"ketadur {__version__} model parameters ({len(chosen)})", show_lines=False)
+    for col in ("name", "default", "unit", "range", "status", "source"):
+        table.add_column(col, overflow="fold")
+    for p in chosen:
+        table.add_row(
+            p.name, f"{p.default:g}", p.unit, f"{p.lower:g}-{p.upper:g}", p.status, p.source
+        )
+    console.print(table)
+
+
+def _parse_days(text: str, option: str) -> list[float]:
+    try:
+        days = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise KetadurInputError(option, "must be comma-separated numbers of days", text) from None
+    if not days or any(d < 0 or not math.isfinite(d) for d in days):
+        raise KetadurInputError(option, "must list at least one day, each >= 0", text)
+    return days
+
+
+def _parse_window(text: str) -> tuple[float, float]:
+    parts = text.split(":")
+    try:
+        start, end = (float(x) for x in parts)
+    except ValueError:
+        raise KetadurInputError(
+            "--dusp6-window", "must be START:END in days, e.g. 0:14", text
+        ) from None
+    return start, end
+
+
+@app.command("simulate")
+def simulate_cmd(
+    regimen: Annotated[
+        Literal["single", "six", "six-cbt"],
+        typer.Option(help="Built-in regimen, unless --infusion-days is given."),
+    ] = "single",
+    infusion_days: Annotated[
+        str | None, typer.Option(help="IV infusions on these days, e.g. 0,2,4,7,9,11.")
+    ] = None,
+    dose_mg_per_kg: Annotated[float, typer.Option(help="IV dose, mg/kg actual weight.")] = 0.5,
+    infusion_minutes: Annotated[float, typer.Option(help="Infusion length, minutes.")] = 40.0,
+    cbt_days: Annotated[str | None, typer.Option(help="CBT sessions on these days.")] = None,
+    dusp6_window: Annotated[
+        str | None, typer.Option(help="DUSP6-inhibitor exposure START:END (days).")
+    ] = None,
+    weight_kg: Annotated[float, typer.Option(help="Actual body weight, kg.")] = 70.0,
+    age_years: Annotated[float, typer.Option(help="Age, years.")] = 45.0,
+    genotype: Annotated[
+        Literal["val/val", "val/met", "met/met"], typer.Option(help="BDNF Val66Met.")
+    ] = "val/val",
+    baseline_madrs: Annotated[float, typer.Option(help="MADRS at day 0.")] = 32.0,
+    tolerance_propensity: Annotated[float, typer.Option(help="1 = typical.")] = 1.0,
+    trkb_deleted: Annotated[bool, typer.Option(help="Preclinical TrkB deletion.")] = False,
+    days: Annotated[float, typer.Option(help="Simulated days.")] = 56.0,
+    out: Annotated[Path | None, typer.Option(help="Write the table (.csv).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a 4-panel figure.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Simulate one patient with the reference engine."""
+    from ketadur.demo import demo_regimens
+    from ketadur.engine.reference import simulate
+    from ketadur.model.patient import Patient
+    from ketadur.regimen import AdjunctWindow, TherapySession, iv_infusions
+    from ketadur.summaries import day_of_loss_of_response, madrs_at
+
+    if out is not None and out.suffix.lower() != ".csv":
+        raise KetadurInputError("--out", "table file must end in .csv", str(out))
+    if infusion_days is not None:
+        reg = iv_infusions(
+            _parse_days(infusion_days, "--infusion-days"),
+            dose_mg_per_kg=dose_mg_per_kg,
+            infusion_minutes=infusion_minutes,
+        )
+    else:
+        reg = dict(zip(("single", "six", "six-cbt"), demo_regimens(), strict=True))[regimen]
+    if cbt_days is not None:
+        reg = reg.with_sessions(TherapySession(day=d) for d in _parse_days(cbt_days, "--cbt-days"))
+    if dusp6_window is not None:
+        start, end = _parse_window(dusp6_window)
+        reg = reg.with_adjunct(AdjunctWindow(start_day=start, end_day=end))
+    patient = Patient(
+        weight_kg=weight_kg,
+        age_years=age_years,
+        bdnf_genotype=genotype,
+        baseline_madrs=baseline_madrs,
+        tolerance_propensity=tolerance_propensity,
+        trkb_deleted=trkb_deleted,
+    )
+    result = simulate(reg, patient, t_end_days=days)
+    if result.status != "success":
+        err_console.print(f"error: {result.message}")
+        raise typer.Exit(1)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.table.to_csv(out, index=False)
+    if plot is not None:
+        from ketadur.reports.plots import plot_trajectory
+
+        _save_figure(plot_trajectory(result), plot)
+    report_days = [d for d in (1.0, 7.0, 14.0, 28.0, 56.0) if d <= days]
+    summary = {
+        "regimen": reg.name,
+        "peak_plasma_ketamine_ng_per_ml": round(
+            float(result.table["plasma_ketamine_ng_per_ml"].max()), 2
+        ),
+        "peak_cadss": round(float(result.table["cadss"].max()), 2),
+        "madrs_by_day": {f"{d:g}": round(v, 2) for d, v in madrs_at(result, report_days).items()},
+        "day_response_lost": day_of_loss_of_response(result, baseline_madrs=baseline_madrs),
+        "model_hash": result.provenance["model_hash"],
+    }
+    if as_json:
+        v = summary["day_response_lost"]
+        summary["day_response_lost"] = None if math.isnan(v) or math.isinf(v) else round(v, 2)
+        console.print_json(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        shown = _fmt_day(value) if key == "day_response_lost" else value
+        console.print(f"{key}: {shown}")
+    if out is not None:
+        console.print(f"table written to {out}")
+    if plot is not None:
+        console.print(f"figure written to {plot}")
+    console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+@app.command()
+def diagram(
+    out: Annotated[Path, typer.Option(help="Figure (.png/.svg/.pdf) or Graphviz (.dot).")] = Path(
+        "ketadur-cascade.png"
+    ),
+) -> None:
+    """Draw the signalling cascade from the model's own equations."""
+    from ketadur.reports.diagram import cascade_edges, plot_cascade, to_dot
+
+    edges = cascade_edges()
+    if out.suffix.lower() == ".dot":
+        out.write_text(to_dot(edges))
+    else:
+        _save_figure(plot_cascade(edges), out)
+    console.print(f"cascade diagram ({len(edges)} edges) written to {out}")
+
+
+@app.command()
+def version() -> None:
+    """Print the ketadur version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    """Entry point: runs the app, turning input errors into one line and exit code 2."""
+    if len(sys.argv) == 1:
+        sys.argv.append("--help")
+    try:
+        result = app(standalone_mode=False)
+        sys.exit(result if isinstance(result, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except KetadurInputError as exc:
+        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(x) for x in first["loc"]) or "input"
+        err_console.print(
+            f"error: {field}: {first['msg']} (got {first.get('input')!r})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
+    except Exception as exc:
+        # Command-line usage errors (unknown option, bad choice, missing value): Typer raises
+        # click-style exceptions with exit code 2 and a formatted message.
+        if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message"):
+            err_console.print(f"error: {exc.format_message()}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()
