@@ -6,6 +6,7 @@ A :class:`Regimen` is the fixed (non-adaptive) list of what is given and when; t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -96,7 +97,7 @@ class Regimen(BaseModel):
         spans = sorted(
             (d.day, d.day + d.infusion_minutes / 1440.0) for d in self.doses if d.route == "iv"
         )
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             if start < end - 1e-12:
                 raise ValueError("IV infusions overlap in time")
         return self

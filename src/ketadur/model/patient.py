@@ -17,7 +17,7 @@ Genotype = Literal["val/val", "val/met", "met/met"]
 
 
 class LifeEvent(BaseModel):
-    """A stressful life event that adds situational depressive load (MADRS points) which resolves."""
+    """A stressful life event: situational depressive load (MADRS points) that then resolves."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

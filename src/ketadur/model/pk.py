@@ -10,9 +10,10 @@ Per enantiomer (S and R, tracked separately because their NMDA affinities differ
 - effect-site (brain) concentrations of ketamine and norketamine.
 
 Racemic ketamine splits 50:50 into S and R; esketamine is all S. The S- and R- chains share the
-racemic disposition parameters (S and R clearances differ by <6%: 1620 vs 1530 mL/min, Anesthesiology
-2021;135:326). Amounts are in mg of ketamine-equivalent, so norketamine mass balance needs no
-molar-mass factor; concentrations of norketamine are converted to its own mass where reported.
+racemic disposition parameters (S and R clearances differ by <6%: 1620 vs 1530 mL/min,
+Anesthesiology 2021;135:326). Amounts are in mg of ketamine-equivalent, so norketamine mass balance
+needs no molar-mass factor; concentrations of norketamine are converted to its own mass where
+reported.
 
 Time is in hours. The PK block is linear: ``dx/dt = A x + B u`` with ``u = (IV rate S, IV rate R)``
 in mg/h; :func:`pk_matrices` returns ``A`` and ``B`` and the reference engine's right-hand side uses

@@ -1,9 +1,9 @@
 """The whole model for one patient: state layout, right-hand side, event jumps and outputs.
 
-:func:`compile_model` turns a :class:`~ketadur.model.patient.Patient` into a :class:`CompiledModel`;
-:func:`compile_schedule` turns a :class:`~ketadur.regimen.Regimen` into piecewise-constant inputs and
-state jumps at exact times. Engines integrate ``CompiledModel.rhs`` between breakpoints and apply
-``CompiledModel.apply_jump`` at them; they need to know nothing about drugs.
+:func:`compile_model` turns a patient into a :class:`CompiledModel`; :func:`compile_schedule` turns
+a :class:`~ketadur.regimen.Regimen` into piecewise-constant inputs and state jumps at exact times.
+Engines integrate ``CompiledModel.rhs`` between breakpoints and apply ``CompiledModel.apply_jump``
+at them; they need to know nothing about drugs.
 
 Time is in hours inside the model; regimens and results speak in days.
 """
@@ -11,6 +11,7 @@ Time is in hours inside the model; regimens and results speak in days.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Literal
@@ -126,8 +127,8 @@ class CompiledModel:
     def _signals(self, y: NDArray[np.float64], u: NDArray[np.float64]) -> dict[str, float]:
         conc = pk.unbound_effect_site_um(self.pkc, y[: pk.N_PK])
         occ = cas.nmda_occupancy(k=self.cc, **{k: float(v) for k, v in conc.items()})
-        glu, bdnf, erk, dusp6 = (float(y[_I[n]]) for n in CASCADE_STATES)
-        pot, struc, stab, homeo, tol, cons, situ = (float(y[_I[n]]) for n in SYNAPSE_STATES)
+        glu, bdnf, erk = (float(y[_I[n]]) for n in ("glutamate", "bdnf", "erk"))
+        pot, homeo = float(y[_I["potentiation"]]), float(y[_I["homeostasis"]])
         ampa = cas.ampa_throughput(glu, pot, self.cc)
         trkb = cas.trkb_activation(bdnf, self.cc)
         return {
@@ -271,7 +272,7 @@ def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
         intervals.append((change.start_day * 24.0, np.inf, u))
     # A later lifestyle change replaces an earlier one: end each at the next one's start.
     life = [iv for iv in intervals if iv[1] == np.inf]
-    for a, b in zip(life, life[1:], strict=False):
+    for a, b in itertools.pairwise(life):
         intervals[intervals.index(a)] = (a[0], b[0], a[2])
     weights = {"mindfulness": model.sc.mindfulness_weight}
     for session in regimen.sessions:

@@ -1,4 +1,4 @@
-"""Figures of simulated trajectories. Functions return matplotlib Figures (no global pyplot state)."""
+"""Figures of simulated trajectories, returned as matplotlib Figures (no global pyplot state)."""
 
 from __future__ import annotations
 
