@@ -36,6 +36,8 @@ class Dose(BaseModel):
             raise ValueError("give exactly one of dose_mg_per_kg or dose_mg")
         if self.infusion_minutes > 0 and self.route != "iv":
             raise ValueError("infusion_minutes applies to the iv route only")
+        if 0 < self.infusion_minutes < 1:
+            raise ValueError("infusion_minutes must be 0 (bolus) or at least 1 minute")
         return self
 
     def amount_mg(self, weight_kg: float) -> float:

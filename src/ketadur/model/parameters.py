@@ -125,9 +125,9 @@ _PARAMETERS: tuple[Parameter, ...] = (
         (0.05, 10.0),
         "pk",
         "Plasma-to-brain (effect-site) equilibration rate constant of ketamine.",
-        "published",
-        "opentiva/ketamine.py Clements250 ke0, derived from a time to peak effect of 1 min "
-        "(secondary)",
+        "assumed",
+        "opentiva/ketamine.py (Clements250 class) derives ke0 = 5.2/min from an assumed time to "
+        "peak effect of 1 min; no measured antidepressant-effect ke0 was found",
     ),
     _p(
         "fraction_unbound",

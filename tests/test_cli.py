@@ -1,0 +1,90 @@
+"""The command line as a user meets it: fresh output folder, real commands, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ketadur import REGISTRY
+
+
+def _run(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ketadur.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"COLUMNS": "120", "PATH": ""},
+    )
+
+
+def test_demo_prints_table_and_writes_figure(tmp_path):
+    proc = _run("demo", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("single infusion", "six infusions", "weekly CBT", "d56", "Research use only"):
+        assert name in proc.stdout
+    assert (tmp_path / "ketadur-demo.png").stat().st_size > 10_000
+
+
+def test_demo_json(tmp_path):
+    proc = _run("demo", "--json", "--out", "fig.svg", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [r["name"] for r in doc["regimens"]][0] == "single infusion"
+    single, six, six_cbt = (r["madrs_by_day"] for r in doc["regimens"])
+    assert six["28"] < single["28"] and six_cbt["56"] < six["56"]
+    assert (tmp_path / "fig.svg").exists()
+
+
+def test_params_lists_every_parameter(tmp_path):
+    proc = _run("params", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert {p["name"] for p in json.loads(proc.stdout)} == set(REGISTRY)
+    table = _run("params", cwd=tmp_path)
+    assert table.returncode == 0 and "k10_per_min" in table.stdout
+
+
+def test_simulate_writes_table_and_plot(tmp_path):
+    proc = _run(
+        "simulate", "--regimen", "six", "--days", "30", "--out", "t.csv", "--plot", "p.png",
+        "--json", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert 100 < summary["peak_plasma_ketamine_ng_per_ml"] < 250
+    assert (tmp_path / "t.csv").read_text().startswith("t_days,")
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_diagram_dot(tmp_path):
+    proc = _run("diagram", "--out", "c.dot", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "dusp6 -> erk [arrowhead=tee]" in (tmp_path / "c.dot").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("simulate", "--weight-kg", "500"), "weight_kg"),
+        (("simulate", "--bogus"), "--bogus"),
+        (("simulate", "--infusion-days", "0,a"), "--infusion-days"),
+        (("simulate", "--dusp6-window", "5"), "--dusp6-window"),
+        (("simulate", "--dusp6-window", "5:1"), "end_day"),
+        (("simulate", "--regimen", "weekly"), "--regimen"),
+        (("simulate", "--out", "t.parquet"), "--out"),
+        (("params", "--group", "nope"), "--group"),
+        (("demo", "--out", "fig.txt"), "--out"),
+        (("nonsense",), "nonsense"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path, args, fragment):
+    proc = _run(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:") and fragment in lines[0]

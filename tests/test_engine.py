@@ -1,0 +1,107 @@
+"""Reference engine: exact event handling, convergence, reproducibility, input validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from ketadur import (
+    Dose,
+    KetadurInputError,
+    LifestyleChange,
+    Regimen,
+    SolverSettings,
+    TherapySession,
+    simulate,
+    single_infusion,
+    six_infusions,
+)
+from ketadur.model import pk
+
+
+def test_bolus_is_an_exact_jump_at_its_time():
+    regimen = Regimen(doses=(Dose(day=1.0, dose_mg_per_kg=0.2),))
+    res = simulate(regimen, t_end_days=1.1, output_days=[0.5, 0.999999, 1.0])
+    central = res.states[["central_s", "central_r"]].sum(axis=1).to_numpy()
+    assert central[0] == 0.0 and central[1] == 0.0
+    assert central[2] == pytest.approx(0.2 * 70.0, rel=1e-12)
+
+
+def test_results_are_bit_for_bit_reproducible():
+    a = simulate(six_infusions(), t_end_days=30.0)
+    b = simulate(six_infusions(), t_end_days=30.0)
+    assert a.table.equals(b.table)
+    assert a.provenance == b.provenance
+
+
+def test_madrs_converges_with_tolerance():
+    days = np.arange(0, 57, 1.0)
+    loose = simulate(six_infusions(), t_end_days=56.0, output_days=days)
+    tight = simulate(
+        six_infusions(),
+        t_end_days=56.0,
+        output_days=days,
+        solver=SolverSettings(rtol=1e-10, atol=1e-12),
+    )
+    assert np.abs(loose.table["madrs"] - tight.table["madrs"]).max() < 1e-3
+
+
+def test_radau_and_lsoda_agree():
+    days = np.arange(0, 29, 1.0)
+    a = simulate(single_infusion(), t_end_days=28.0, output_days=days)
+    b = simulate(
+        single_infusion(),
+        t_end_days=28.0,
+        output_days=days,
+        solver=SolverSettings(method="Radau", rtol=1e-9, atol=1e-12),
+    )
+    assert np.abs(a.table["madrs"] - b.table["madrs"]).max() < 1e-3
+
+
+def test_tidy_table_has_units_and_all_outputs():
+    res = simulate(single_infusion(), t_end_days=2.0, output_days=[0.0, 1.0, 2.0])
+    tidy = res.tidy()
+    assert set(tidy.columns) == {"t_days", "variable", "value", "unit"}
+    assert tidy["unit"].notna().all()
+    assert len(tidy) == 3 * (len(res.table.columns) - 1)
+
+
+def test_therapy_session_and_lifestyle_change_are_applied():
+    base = single_infusion()
+    res = simulate(
+        base.with_sessions([TherapySession(day=1.0)]).with_lifestyle(
+            LifestyleChange(start_day=0.0, exercise_sessions_per_week=4, sleep_h_per_night=8)
+        ),
+        t_end_days=3.0,
+        output_days=[0.99, 1.0],
+    )
+    assert res.table["consolidated"].iloc[0] == 0.0
+    assert res.table["consolidated"].iloc[1] > 0.0
+
+
+def test_invalid_inputs_name_the_field():
+    with pytest.raises(KetadurInputError, match="t_end_days"):
+        simulate(single_infusion(), t_end_days=-1.0)
+    with pytest.raises(KetadurInputError, match="output_days"):
+        simulate(single_infusion(), t_end_days=5.0, output_days=[10.0])
+    with pytest.raises(KetadurInputError, match="solver.rtol"):
+        SolverSettings(rtol=2.0)
+    with pytest.raises(ValidationError, match="exactly one of dose_mg_per_kg or dose_mg"):
+        Dose(day=0.0)
+    with pytest.raises(ValidationError, match="infusion_minutes applies to the iv route"):
+        Dose(day=0.0, route="oral", dose_mg=50, infusion_minutes=10)
+    with pytest.raises(ValidationError, match="at least 1 minute"):
+        Dose(day=0.0, dose_mg=50, infusion_minutes=1e-300)
+    with pytest.raises(ValidationError, match="overlap"):
+        Regimen(
+            doses=(
+                Dose(day=0.0, dose_mg_per_kg=0.5, infusion_minutes=40),
+                Dose(day=0.01, dose_mg_per_kg=0.5, infusion_minutes=40),
+            )
+        )
+
+
+def test_pk_layout_is_consistent():
+    assert len(set(pk.PK_STATES)) == pk.N_PK
+    assert pk.pk_index("central", "r") == pk.PK_STATES.index("central_r")

@@ -1,0 +1,144 @@
+"""The qualitative phenomena the model must show for the typical patient (issue "Foundation").
+
+Each compares simulated quantities; thresholds are stated next to each assertion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+from ketadur import (
+    TYPICAL_PATIENT,
+    AdjunctWindow,
+    Patient,
+    Regimen,
+    TherapySession,
+    iv_infusions,
+    simulate,
+    single_infusion,
+    six_infusions,
+)
+from ketadur.regimen import INDUCTION_DAYS_THRICE_WEEKLY
+from ketadur.summaries import benefit_half_time, day_of_loss_of_response
+
+BASELINE = TYPICAL_PATIENT.baseline_madrs
+LAST_INDUCTION_DAY = INDUCTION_DAYS_THRICE_WEEKLY[-1]
+
+
+def _improvement(result):
+    return BASELINE - result.table["madrs"].to_numpy()
+
+
+def test_single_infusion_time_course(single_result):
+    t = single_result.table["t_days"].to_numpy()
+    improvement = _improvement(single_result)
+    # Falls within 4 h: at least a quarter of baseline gone by 4 h.
+    assert single_result.at(4 / 24) < 0.75 * BASELINE
+    # Lowest around day 1: the nadir lies between 12 h and 36 h.
+    nadir_day = t[np.argmax(improvement)]
+    assert 0.5 <= nadir_day <= 1.5
+    # Most of the improvement is lost by day 14 (less than half of the peak remains).
+    assert BASELINE - single_result.at(14.0) < 0.5 * improvement.max()
+
+
+def test_six_infusions_deeper_and_longer_than_one(single_result, six_result):
+    assert six_result.table["madrs"].min() < single_result.table["madrs"].min() - 1.0
+    lost_single = day_of_loss_of_response(single_result, baseline_madrs=BASELINE)
+    lost_six = day_of_loss_of_response(six_result, baseline_madrs=BASELINE, after_day=11.0)
+    # Response lasts longer after the last of six infusions than after a single one.
+    assert lost_six - LAST_INDUCTION_DAY > 1.5 * lost_single
+
+
+def test_dusp6_inhibitor_window_extends_benefit_threefold(single_result):
+    """Ma 2025: transient DUSP6 inhibition around one dose extends the effect to ~2 months."""
+    with_dusp6 = simulate(
+        single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0)),
+        t_end_days=90.0,
+    )
+    lost_alone = day_of_loss_of_response(single_result, baseline_madrs=BASELINE)
+    lost_dusp6 = day_of_loss_of_response(with_dusp6, baseline_madrs=BASELINE)
+    assert lost_dusp6 >= 3.0 * lost_alone
+
+
+def test_trkb_deletion_abolishes_effect_and_dusp6_extension():
+    deleted = Patient(trkb_deleted=True)
+    alone = simulate(single_infusion(), deleted, t_end_days=30.0)
+    dusp6 = simulate(
+        single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0)),
+        deleted,
+        t_end_days=30.0,
+    )
+    assert _improvement(alone).max() < 0.5
+    assert _improvement(dusp6).max() < 0.5
+
+
+def test_cbt_inside_window_beats_same_sessions_outside():
+    """Same six CBT sessions: the day after each infusion (inside 72 h) vs from day 16 on, at least
+    4 days after the last infusion (outside)."""
+    six = six_infusions()
+    inside = six.with_sessions(TherapySession(day=d + 1.0) for d in INDUCTION_DAYS_THRICE_WEEKLY)
+    outside = six.with_sessions(
+        TherapySession(day=d) for d in (16.0, 19.0, 23.0, 26.0, 30.0, 33.0)
+    )
+    r_in = simulate(inside, t_end_days=120.0)
+    r_out = simulate(outside, t_end_days=120.0)
+    lost_in = day_of_loss_of_response(r_in, baseline_madrs=BASELINE, after_day=11.0)
+    lost_out = day_of_loss_of_response(r_out, baseline_madrs=BASELINE, after_day=11.0)
+    assert lost_in > lost_out + 7.0
+    assert r_in.at(60.0) < r_out.at(60.0) - 2.0
+
+
+def test_cbt_and_ketamine_beats_ketamine_alone(six_result):
+    with_cbt = simulate(
+        six_infusions().with_sessions(TherapySession(day=1.0 + 7 * i) for i in range(12)),
+        t_end_days=90.0,
+    )
+    assert day_of_loss_of_response(
+        with_cbt, baseline_madrs=BASELINE, after_day=11.0
+    ) > day_of_loss_of_response(six_result, baseline_madrs=BASELINE, after_day=11.0)
+
+
+def _per_dose_mtorc1(result, dose_day: float) -> float:
+    """Size of the mTORC1 (synaptic protein synthesis) burst: its integral over 12 h."""
+    tb = result.table
+    window = (tb["t_days"] >= dose_day) & (tb["t_days"] < dose_day + 0.5)
+    return float(np.trapezoid(tb.loc[window, "mtorc1"], tb.loc[window, "t_days"]))
+
+
+def test_tolerance_prone_patient_loses_per_dose_effect():
+    days = [7.0 * w + o for w in range(8) for o in (0.0, 2.0, 4.0)]
+    regimen = iv_infusions(days)
+    typical = simulate(regimen, TYPICAL_PATIENT, t_end_days=57.0)
+    prone = simulate(regimen, Patient(tolerance_propensity=5.0), t_end_days=57.0)
+    ratio_typical = _per_dose_mtorc1(typical, days[-1]) / _per_dose_mtorc1(typical, 0.0)
+    ratio_prone = _per_dose_mtorc1(prone, days[-1]) / _per_dose_mtorc1(prone, 0.0)
+    # The prone patient's 24th dose triggers at most 60 % of the first dose's mTORC1 burst;
+    # the typical patient keeps at least 80 %.
+    assert ratio_prone < 0.6
+    assert ratio_typical > 0.8
+
+
+def test_met_carriers_respond_less(single_result):
+    best = {}
+    for genotype in ("val/val", "val/met", "met/met"):
+        res = simulate(single_infusion(), Patient(bdnf_genotype=genotype), t_end_days=14.0)
+        best[genotype] = _improvement(res).max()
+    assert best["val/met"] < best["val/val"]
+    assert best["met/met"] < best["val/met"] - 1.0
+
+
+def test_higher_dose_stronger_but_shorter_lived():
+    """Seed 003: higher doses produce stronger but potentially shorter-lived changes."""
+    low = simulate(iv_infusions([0.0], dose_mg_per_kg=0.5), t_end_days=60.0)
+    high = simulate(iv_infusions([0.0], dose_mg_per_kg=1.0), t_end_days=60.0)
+    assert _improvement(high).max() > _improvement(low).max()
+    assert benefit_half_time(high, baseline_madrs=BASELINE) < benefit_half_time(
+        low, baseline_madrs=BASELINE
+    )
+
+
+def test_situational_depression_resolves_without_treatment():
+    patient = Patient(baseline_madrs=36.0, situational_madrs=10.0, situational_half_life_days=20.0)
+    res = simulate(Regimen(name="no treatment"), patient, t_end_days=120.0)
+    assert res.at(120.0) < 36.0 - 9.0
