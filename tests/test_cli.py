@@ -50,8 +50,17 @@ def test_params_lists_every_parameter(tmp_path):
 
 def test_simulate_writes_table_and_plot(tmp_path):
     proc = _run(
-        "simulate", "--regimen", "six", "--days", "30", "--out", "t.csv", "--plot", "p.png",
-        "--json", cwd=tmp_path,
+        "simulate",
+        "--regimen",
+        "six",
+        "--days",
+        "30",
+        "--out",
+        "t.csv",
+        "--plot",
+        "p.png",
+        "--json",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 from ketadur import (
     TYPICAL_PATIENT,
     AdjunctWindow,
@@ -78,9 +77,7 @@ def test_cbt_inside_window_beats_same_sessions_outside():
     4 days after the last infusion (outside)."""
     six = six_infusions()
     inside = six.with_sessions(TherapySession(day=d + 1.0) for d in INDUCTION_DAYS_THRICE_WEEKLY)
-    outside = six.with_sessions(
-        TherapySession(day=d) for d in (16.0, 19.0, 23.0, 26.0, 30.0, 33.0)
-    )
+    outside = six.with_sessions(TherapySession(day=d) for d in (16.0, 19.0, 23.0, 26.0, 30.0, 33.0))
     r_in = simulate(inside, t_end_days=120.0)
     r_out = simulate(outside, t_end_days=120.0)
     lost_in = day_of_loss_of_response(r_in, baseline_madrs=BASELINE, after_day=11.0)

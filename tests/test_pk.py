@@ -92,8 +92,9 @@ def test_central_concentration_matches_textbook_biexponential():
         return c_inf(t) - (c_inf(t - tinf_h) if t > tinf_h else 0.0)
 
     t_days = np.array([5, 20, 40, 41, 60, 120, 300, 600]) / 1440
-    res = simulate(single_infusion(), Patient(weight_kg=wt), t_end_days=1.0, output_days=t_days,
-                   solver=TIGHT)
+    res = simulate(
+        single_infusion(), Patient(weight_kg=wt), t_end_days=1.0, output_days=t_days, solver=TIGHT
+    )
     model = res.table["plasma_ketamine_ng_per_ml"].to_numpy() / 1000.0
     exact = np.array([c(t * 24) for t in t_days])
     np.testing.assert_allclose(model, exact, rtol=1e-6)
