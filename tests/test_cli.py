@@ -34,7 +34,7 @@ def test_demo_json(tmp_path):
     proc = _run("demo", "--json", "--out", "fig.svg", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert [r["name"] for r in doc["regimens"]][0] == "single infusion"
+    assert doc["regimens"][0]["name"] == "single infusion"
     single, six, six_cbt = (r["madrs_by_day"] for r in doc["regimens"])
     assert six["28"] < single["28"] and six_cbt["56"] < six["56"]
     assert (tmp_path / "fig.svg").exists()

@@ -85,7 +85,7 @@ def test_invalid_inputs_name_the_field():
         simulate(single_infusion(), t_end_days=-1.0)
     with pytest.raises(KetadurInputError, match="output_days"):
         simulate(single_infusion(), t_end_days=5.0, output_days=[10.0])
-    with pytest.raises(KetadurInputError, match="solver.rtol"):
+    with pytest.raises(KetadurInputError, match=r"solver\.rtol"):
         SolverSettings(rtol=2.0)
     with pytest.raises(ValidationError, match="exactly one of dose_mg_per_kg or dose_mg"):
         Dose(day=0.0)
