@@ -10,6 +10,7 @@ from ketadur import (
     Dose,
     KetadurInputError,
     LifestyleChange,
+    Patient,
     Regimen,
     SolverSettings,
     TherapySession,
@@ -18,6 +19,7 @@ from ketadur import (
     six_infusions,
 )
 from ketadur.model import pk
+from ketadur.model.system import compile_model, compile_schedule
 
 
 def test_bolus_is_an_exact_jump_at_its_time():
@@ -78,6 +80,24 @@ def test_therapy_session_and_lifestyle_change_are_applied():
     )
     assert res.table["consolidated"].iloc[0] == 0.0
     assert res.table["consolidated"].iloc[1] > 0.0
+
+
+def test_later_lifestyle_change_replaces_earlier():
+    regimen = (
+        single_infusion()
+        .with_lifestyle(
+            LifestyleChange(start_day=0.0, exercise_sessions_per_week=4, sleep_h_per_night=8)
+        )
+        .with_lifestyle(
+            LifestyleChange(start_day=5.0, exercise_sessions_per_week=1, sleep_h_per_night=5)
+        )
+    )
+
+    model = compile_model(Patient())
+    sched = compile_schedule(model, regimen)
+    u_by_time = dict(zip(sched.breakpoints_h, sched.inputs, strict=True))
+    assert u_by_time[0.0][3] == 4.0
+    assert u_by_time[120.0][3] == 1.0 and u_by_time[120.0][4] == 2.0
 
 
 def test_invalid_inputs_name_the_field():

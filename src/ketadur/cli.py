@@ -39,11 +39,12 @@ def _fmt_day(x: float) -> str:
     return f"{x:.1f}"
 
 
-def _save_figure(fig, path: Path) -> None:
+def _check_figure_path(path: Path, option: str) -> None:
     if path.suffix.lower() not in {".png", ".svg", ".pdf"}:
-        raise KetadurInputError(
-            "--out/--plot", "figure file must end in .png, .svg or .pdf", str(path)
-        )
+        raise KetadurInputError(option, "figure file must end in .png, .svg or .pdf", str(path))
+
+
+def _save_figure(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
 
@@ -60,8 +61,7 @@ def demo(
     from ketadur.model.patient import TYPICAL_PATIENT
     from ketadur.reports.plots import plot_madrs_comparison
 
-    if out.suffix.lower() not in {".png", ".svg", ".pdf"}:
-        raise KetadurInputError("--out", "figure file must end in .png, .svg or .pdf", str(out))
+    _check_figure_path(out, "--out")
     rows, results = run_demo()
     _save_figure(plot_madrs_comparison(results, baseline_madrs=TYPICAL_PATIENT.baseline_madrs), out)
     if as_json:
@@ -200,6 +200,8 @@ def simulate_cmd(
 
     if out is not None and out.suffix.lower() != ".csv":
         raise KetadurInputError("--out", "table file must end in .csv", str(out))
+    if plot is not None:
+        _check_figure_path(plot, "--plot")
     if infusion_days is not None:
         reg = iv_infusions(
             _parse_days(infusion_days, "--infusion-days"),
@@ -267,6 +269,8 @@ def diagram(
     """Draw the signalling cascade from the model's own equations."""
     from ketadur.reports.diagram import cascade_edges, plot_cascade, to_dot
 
+    if out.suffix.lower() != ".dot":
+        _check_figure_path(out, "--out")
     edges = cascade_edges()
     if out.suffix.lower() == ".dot":
         out.write_text(to_dot(edges))

@@ -11,7 +11,6 @@ Time is in hours inside the model; regimens and results speak in days.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Literal
@@ -124,7 +123,7 @@ class CompiledModel:
         y[_I["situational"]] = self.patient.situational_madrs
         return y
 
-    def _signals(self, y: NDArray[np.float64], u: NDArray[np.float64]) -> dict[str, float]:
+    def signals(self, y: NDArray[np.float64], u: NDArray[np.float64]) -> dict[str, float]:
         conc = pk.unbound_effect_site_um(self.pkc, y[: pk.N_PK])
         occ = cas.nmda_occupancy(k=self.cc, **{k: float(v) for k, v in conc.items()})
         glu, bdnf, erk = (float(y[_I[n]]) for n in ("glutamate", "bdnf", "erk"))
@@ -143,7 +142,7 @@ class CompiledModel:
         """Time derivative of the state (per hour) under the constant inputs ``u``."""
         dy = np.empty(N_STATES)
         dy[: pk.N_PK] = self.a_pk @ y[: pk.N_PK] + self.b_pk @ u[:2]
-        s = self._signals(y, u)
+        s = self.signals(y, u)
         glu, bdnf, erk, dusp6 = (float(y[_I[n]]) for n in CASCADE_STATES)
         pot, struc, stab, homeo, tol, cons, situ = (float(y[_I[n]]) for n in SYNAPSE_STATES)
         cc, sc = self.cc, self.sc
@@ -195,7 +194,7 @@ class CompiledModel:
             out[name] = y_matrix[_I[name]].copy()
         for j in range(n):
             y, u = y_matrix[:, j], u_matrix[:, j]
-            s = self._signals(y, u)
+            s = self.signals(y, u)
             rel = syn.relief(
                 float(y[_I["potentiation"]]),
                 float(y[_I["structural"]]),
@@ -263,17 +262,16 @@ def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
         u = np.zeros(len(INPUT_NAMES))
         u[2] = 1.0
         intervals.append((window.start_day * 24.0, window.end_day * 24.0, u))
-    for change in sorted(regimen.lifestyle, key=lambda c: c.start_day):
+    # Lifestyle changes are steps: each holds until the next one starts.
+    changes = sorted(regimen.lifestyle, key=lambda c: c.start_day)
+    ends = [c.start_day * 24.0 for c in changes[1:]] + [np.inf] * bool(changes)
+    for change, end in zip(changes, ends, strict=True):
         u = np.zeros(len(INPUT_NAMES))
         u[3] = change.exercise_sessions_per_week - patient.habitual_exercise_sessions_per_week
         u[4] = _sleep_deficit(change.sleep_h_per_night) - _sleep_deficit(
             patient.habitual_sleep_h_per_night
         )
-        intervals.append((change.start_day * 24.0, np.inf, u))
-    # A later lifestyle change replaces an earlier one: end each at the next one's start.
-    life = [iv for iv in intervals if iv[1] == np.inf]
-    for a, b in itertools.pairwise(life):
-        intervals[intervals.index(a)] = (a[0], b[0], a[2])
+        intervals.append((change.start_day * 24.0, end, u))
     weights = {"mindfulness": model.sc.mindfulness_weight}
     for session in regimen.sessions:
         jumps.append(Jump(session.day * 24.0, "session", weight=weights.get(session.kind, 1.0)))

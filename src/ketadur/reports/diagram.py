@@ -100,7 +100,7 @@ def _reference_values() -> dict[str, float]:
     model = compile_model(TYPICAL_PATIENT)
     y = res.states.drop(columns="t_days").iloc[i].to_numpy()
     ref.update({k: float(v) for k, v in pk.unbound_effect_site_um(model.pkc, y).items()})
-    signals = model._signals(y, np.zeros(len(INPUT_NAMES)))
+    signals = model.signals(y, np.zeros(len(INPUT_NAMES)))
     ref.update(signals)
     ref["relief_fraction"] = ref["relief"]
     ref.update({name: 0.0 for name in INPUT_NAMES})
