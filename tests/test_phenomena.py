@@ -10,6 +10,7 @@ import numpy as np
 from ketadur import (
     TYPICAL_PATIENT,
     AdjunctWindow,
+    LifestyleChange,
     Patient,
     Regimen,
     TherapySession,
@@ -139,3 +140,24 @@ def test_situational_depression_resolves_without_treatment():
     patient = Patient(baseline_madrs=36.0, situational_madrs=10.0, situational_half_life_days=20.0)
     res = simulate(Regimen(name="no treatment"), patient, t_end_days=120.0)
     assert res.at(120.0) < 36.0 - 9.0
+
+
+def test_younger_age_and_healthier_lifestyle_prolong_benefit():
+    """Seed 003: younger patients keep plasticity longer; exercise and sleep support it."""
+    regimen = six_infusions()
+    typical = simulate(regimen, t_end_days=90.0)
+    younger = simulate(regimen, Patient(age_years=25.0), t_end_days=90.0)
+    lifestyle = simulate(
+        regimen.with_lifestyle(
+            LifestyleChange(start_day=0.0, exercise_sessions_per_week=4, sleep_h_per_night=8)
+        ),
+        Patient(habitual_sleep_h_per_night=5.5),
+        t_end_days=90.0,
+    )
+    poor_sleeper = simulate(regimen, Patient(habitual_sleep_h_per_night=5.5), t_end_days=90.0)
+
+    def lost(r):
+        return day_of_loss_of_response(r, baseline_madrs=BASELINE, after_day=LAST_INDUCTION_DAY)
+
+    assert lost(younger) > lost(typical)
+    assert lost(lifestyle) > lost(poor_sleeper)
