@@ -179,19 +179,9 @@ class CompiledModel:
         out = {name: np.empty(n) for name in OUTPUTS}
         out["plasma_ketamine_ng_per_ml"] = pk.plasma_ketamine_ng_per_ml(self.pkc, y_matrix)
         out["plasma_norketamine_ng_per_ml"] = pk.plasma_norketamine_ng_per_ml(self.pkc, y_matrix)
-        for name in (
-            "glutamate",
-            "bdnf",
-            "erk",
-            "dusp6",
-            "potentiation",
-            "structural",
-            "stabilised",
-            "homeostasis",
-            "tolerance",
-            "consolidated",
-        ):
-            out[name] = y_matrix[_I[name]].copy()
+        for name in (*CASCADE_STATES, *SYNAPSE_STATES):
+            if name in OUTPUTS:  # states reported as they are
+                out[name] = y_matrix[_I[name]].copy()
         for j in range(n):
             y, u = y_matrix[:, j], u_matrix[:, j]
             s = self.signals(y, u)
