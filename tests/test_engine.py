@@ -37,28 +37,20 @@ def test_results_are_bit_for_bit_reproducible():
     assert a.provenance == b.provenance
 
 
-def test_madrs_converges_with_tolerance():
-    days = np.arange(0, 57, 1.0)
-    loose = simulate(six_infusions(), t_end_days=56.0, output_days=days)
-    tight = simulate(
-        six_infusions(),
-        t_end_days=56.0,
-        output_days=days,
-        solver=SolverSettings(rtol=1e-10, atol=1e-12),
-    )
-    assert np.abs(loose.table["madrs"] - tight.table["madrs"]).max() < 1e-3
-
-
-def test_radau_and_lsoda_agree():
-    days = np.arange(0, 29, 1.0)
-    a = simulate(single_infusion(), t_end_days=28.0, output_days=days)
-    b = simulate(
-        single_infusion(),
-        t_end_days=28.0,
-        output_days=days,
-        solver=SolverSettings(method="Radau", rtol=1e-9, atol=1e-12),
-    )
-    assert np.abs(a.table["madrs"] - b.table["madrs"]).max() < 1e-3
+@pytest.mark.parametrize(
+    ("regimen", "t_end", "other"),
+    [
+        # convergence: the default tolerances against much tighter ones
+        (six_infusions(), 56.0, SolverSettings(rtol=1e-10, atol=1e-12)),
+        # cross-method: LSODA (default) against an implicit Runge-Kutta method
+        (single_infusion(), 28.0, SolverSettings(method="Radau", rtol=1e-9, atol=1e-12)),
+    ],
+)
+def test_madrs_agrees_with_tighter_or_other_solver(regimen, t_end, other):
+    days = np.arange(0, t_end + 1, 1.0)
+    default = simulate(regimen, t_end_days=t_end, output_days=days)
+    reference = simulate(regimen, t_end_days=t_end, output_days=days, solver=other)
+    assert np.abs(default.table["madrs"] - reference.table["madrs"]).max() < 1e-3
 
 
 def test_tidy_table_has_units_and_all_outputs():

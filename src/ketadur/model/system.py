@@ -97,7 +97,6 @@ class Schedule:
     breakpoints_h: tuple[float, ...]
     inputs: tuple[NDArray[np.float64], ...]
     jumps: tuple[tuple[Jump, ...], ...]
-    total_dose_mg: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -110,10 +109,6 @@ class CompiledModel:
     sc: syn.SynapseConstants
     a_pk: NDArray[np.float64] = field(repr=False)
     b_pk: NDArray[np.float64] = field(repr=False)
-
-    @property
-    def state_names(self) -> tuple[str, ...]:
-        return STATE_NAMES
 
     def initial_state(self) -> NDArray[np.float64]:
         """The untreated patient at steady state (no drug, baseline signalling)."""
@@ -237,10 +232,8 @@ def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
     patient = model.patient
     intervals: list[tuple[float, float, NDArray[np.float64]]] = []
     jumps: list[Jump] = []
-    total = 0.0
     for dose in regimen.doses:
         amount = dose.amount_mg(patient.weight_kg)
-        total += amount
         t0 = dose.day * 24.0
         if dose.route == "iv" and dose.infusion_minutes > 0:
             u = np.zeros(len(INPUT_NAMES))
@@ -284,7 +277,7 @@ def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
         tuple(sorted((j for j in jumps if j.time_h == t), key=lambda j: order[j.kind]))
         for t in breakpoints
     )
-    return Schedule(breakpoints, tuple(inputs), grouped, total)
+    return Schedule(breakpoints, tuple(inputs), grouped)
 
 
 def model_hash(patient: Patient) -> str:

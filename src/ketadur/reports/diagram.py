@@ -64,8 +64,8 @@ class Edge:
 
 def cascade_edges() -> list[Edge]:
     """Every dependency in the model's cascade with its measured sign (self-decay omitted)."""
-    ref = _reference_values()
     model = compile_model(TYPICAL_PATIENT)
+    ref = _reference_values(model)
     edges = []
     for node, fn in GRAPH:
         params = [p for p in inspect.signature(fn).parameters if p != "k"]
@@ -92,12 +92,11 @@ def _sign_at_unit(fn, k, base: dict, p: str) -> int:
     return 1 if fn(k=k, **high) >= fn(k=k, **low) else -1
 
 
-def _reference_values() -> dict[str, float]:
+def _reference_values(model) -> dict[str, float]:
     res = simulate(single_infusion(), t_end_days=1.0)
     i = int(np.argmin(np.abs(res.table["t_days"].to_numpy() - _REFERENCE_DAY)))
     ref = {c: float(res.table[c].iloc[i]) for c in res.table.columns}
     ref.update({c: float(res.states[c].iloc[i]) for c in res.states.columns})
-    model = compile_model(TYPICAL_PATIENT)
     y = res.states.drop(columns="t_days").iloc[i].to_numpy()
     ref.update({k: float(v) for k, v in pk.unbound_effect_site_um(model.pkc, y).items()})
     signals = model.signals(y, np.zeros(len(INPUT_NAMES)))
