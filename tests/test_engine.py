@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -18,8 +20,10 @@ from ketadur import (
     single_infusion,
     six_infusions,
 )
+from ketadur.engine.reference import integrate_span
 from ketadur.model import pk
 from ketadur.model.system import compile_model, compile_schedule
+from ketadur.regimen import MedicationWindow
 
 
 def test_bolus_is_an_exact_jump_at_its_time():
@@ -90,6 +94,48 @@ def test_later_lifestyle_change_replaces_earlier():
     u_by_time = dict(zip(sched.breakpoints_h, sched.inputs, strict=True))
     assert u_by_time[0.0][3] == 4.0
     assert u_by_time[120.0][3] == 1.0 and u_by_time[120.0][4] == 2.0
+
+
+def test_oral_antidepressant_window_equals_patient_on_one_throughout():
+    """A medication window from day 0 without end is the same input as the patient covariate."""
+    on_from_start = single_infusion().model_copy(update={"medications": (MedicationWindow(),)})
+    a = simulate(on_from_start, t_end_days=10.0, output_days=[1.0, 7.0])
+    b = simulate(
+        single_infusion(),
+        Patient(background_antidepressant=True),
+        t_end_days=10.0,
+        output_days=[1.0, 7.0],
+    )
+    none = simulate(single_infusion(), t_end_days=10.0, output_days=[1.0, 7.0])
+    assert np.array_equal(a.table["madrs"], b.table["madrs"])
+    assert (a.table["bdnf"] > none.table["bdnf"]).all()
+    late = single_infusion().model_copy(
+        update={"medications": (MedicationWindow(start_day=2.0, end_day=5.0),)}
+    )
+    sched = compile_schedule(compile_model(Patient()), late)
+    u = dict(zip(sched.breakpoints_h, sched.inputs, strict=True))
+    assert u[0.0][5] == 0.0 and u[48.0][5] == 1.0 and u[120.0][5] == 0.0
+
+
+def test_integration_split_at_decision_points_matches_one_span():
+    """The adaptive runner integrates between decision points; splitting must not change results."""
+    model = compile_model(Patient())
+    sched = compile_schedule(model, six_infusions())
+    t_out = np.arange(0.0, 20.0 * 24.0 + 1e-9, 24.0)
+    whole = integrate_span(model, sched, model.initial_state(), 0.0, 480.0, t_out, SolverSettings())
+    y = model.initial_state()
+    pieces = []
+    cuts = [0.0, 50.0, 96.0, 170.5, 480.0]
+    for t0, t1 in itertools.pairwise(cuts):
+        last = t1 == cuts[-1]
+        sel = t_out[(t_out >= t0) & ((t_out <= t1) if last else (t_out < t1))]
+        span = integrate_span(model, sched, y, t0, t1, sel, SolverSettings())
+        pieces.append(span.y_out)
+        y = span.y_end
+    split = np.concatenate(pieces, axis=1)
+    madrs_whole = model.outputs(whole.y_out, whole.u_out)["madrs"]
+    madrs_split = model.outputs(split, whole.u_out)["madrs"]
+    assert np.abs(madrs_whole - madrs_split).max() < 1e-4
 
 
 def test_invalid_inputs_name_the_field():

@@ -83,8 +83,28 @@ class LifestyleChange(BaseModel):
     sleep_h_per_night: float = Field(ge=2, le=14)
 
 
+class MedicationWindow(BaseModel):
+    """A background oral antidepressant from ``start_day`` to ``end_day`` (None: to the end).
+
+    A patient already on one before day 0 is described by ``Patient.background_antidepressant``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent: Literal["oral_antidepressant"] = "oral_antidepressant"
+    start_day: float = Field(0.0, ge=0)
+    end_day: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> MedicationWindow:
+        if self.end_day is not None and self.end_day <= self.start_day:
+            raise ValueError("end_day must be after start_day")
+        return self
+
+
 class Regimen(BaseModel):
-    """What a patient is given: doses, sessions, adjunct windows, lifestyle changes (frozen)."""
+    """What a patient is given: doses, sessions, adjunct windows, lifestyle changes and background
+    medication (frozen)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -93,6 +113,7 @@ class Regimen(BaseModel):
     sessions: tuple[TherapySession, ...] = ()
     adjuncts: tuple[AdjunctWindow, ...] = ()
     lifestyle: tuple[LifestyleChange, ...] = ()
+    medications: tuple[MedicationWindow, ...] = ()
 
     @model_validator(mode="after")
     def _no_overlapping_infusions(self) -> Regimen:

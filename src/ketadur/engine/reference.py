@@ -24,6 +24,7 @@ from ketadur.model.system import (
     OUTPUTS,
     STATE_NAMES,
     CompiledModel,
+    Schedule,
     compile_model,
     compile_schedule,
     model_hash,
@@ -134,9 +135,16 @@ def simulate(
                 "output_days", f"must be non-empty and within [0, {t_end_days}]", output_days
             )
     model = compile_model(patient)
-    y_out, u_out, status, message = _integrate(
-        model, regimen, t_out * 24.0, t_end_days * 24.0, solver
+    span = integrate_span(
+        model,
+        compile_schedule(model, regimen),
+        model.initial_state(),
+        0.0,
+        t_end_days * 24.0,
+        t_out * 24.0,
+        solver,
     )
+    y_out, u_out, status, message = span.y_out, span.u_out, span.status, span.message
     outputs = model.outputs(y_out, u_out)
     table = pd.DataFrame({"t_days": t_out, **outputs})
     states = pd.DataFrame(y_out.T, columns=list(STATE_NAMES))
@@ -152,29 +160,53 @@ def simulate(
     return SimulationResult(table, states, status, message, provenance)
 
 
-def _integrate(
+@dataclass(frozen=True)
+class Span:
+    """States and inputs at requested times within one integration span, and the state at its end
+    (the left limit: jumps due exactly at the end are not yet applied)."""
+
+    y_out: NDArray[np.float64]
+    u_out: NDArray[np.float64]
+    y_end: NDArray[np.float64]
+    status: Literal["success", "failed"]
+    message: str
+
+
+def integrate_span(
     model: CompiledModel,
-    regimen: Regimen,
-    t_out_h: NDArray[np.float64],
+    schedule: Schedule,
+    y_start: NDArray[np.float64],
+    t_start_h: float,
     t_end_h: float,
+    t_out_h: NDArray[np.float64],
     solver: SolverSettings,
-) -> tuple[NDArray, NDArray, Literal["success", "failed"], str]:
-    """Integrate segment by segment; states and inputs at ``t_out_h`` (right-continuous)."""
-    schedule = compile_schedule(model, regimen)
+) -> Span:
+    """Integrate from ``t_start_h`` (jumps due then are applied first) to ``t_end_h``.
+
+    Outputs at ``t_out_h`` (within ``[t_start_h, t_end_h]``) are right-continuous except at
+    ``t_end_h`` itself, which is the left limit. Engines and the adaptive protocol runner call this
+    between decision points; a schedule may change between calls.
+    """
     n_in = len(INPUT_NAMES)
     y_out = np.full((len(STATE_NAMES), t_out_h.size), np.nan)
     u_out = np.zeros((n_in, t_out_h.size))
-    y = model.initial_state()
-    bps = [t for t in schedule.breakpoints_h if t < t_end_h]
-    for i, t0 in enumerate(bps):
-        for jump in schedule.jumps[i]:
-            y = model.apply_jump(y, jump)
+    bps = schedule.breakpoints_h
+    # The segment in force at t_start, then every breakpoint inside (t_start, t_end).
+    first = max(i for i, t in enumerate(bps) if t <= t_start_h)
+    seg = [first, *(i for i, t in enumerate(bps) if t_start_h < t < t_end_h)]
+    y = y_start.copy()
+    for n, i in enumerate(seg):
+        t0 = max(bps[i], t_start_h)
+        if bps[i] == t0:
+            for jump in schedule.jumps[i]:
+                y = model.apply_jump(y, jump)
         u = schedule.inputs[i]
-        t1 = bps[i + 1] if i + 1 < len(bps) else t_end_h
-        last = i + 1 == len(bps)
+        last = n + 1 == len(seg)
+        t1 = t_end_h if last else bps[seg[n + 1]]
         mask = (t_out_h >= t0) & ((t_out_h <= t1) if last else (t_out_h < t1))
         u_out[:, mask] = u[:, None]
         if t1 <= t0:
+            y_out[:, mask] = y[:, None]
             continue
         t_eval = t_out_h[mask]
         n_keep = t_eval.size
@@ -192,7 +224,8 @@ def _integrate(
             first_step=min(1e-3, (t1 - t0) / 2.0),
         )
         if not sol.success:
-            return y_out, u_out, "failed", f"solver failed at t={t0 / 24.0:.4f} d: {sol.message}"
+            msg = f"solver failed at t={t0 / 24.0:.4f} d: {sol.message}"
+            return Span(y_out, u_out, y, "failed", msg)
         y_out[:, mask] = sol.y[:, :n_keep]
         y = sol.y[:, -1]
-    return y_out, u_out, "success", ""
+    return Span(y_out, u_out, y, "success", "")

@@ -33,6 +33,7 @@ class CascadeConstants:
     glutamate_gain: float
     k_bdnf: float
     release_gain: float
+    antidepressant_gain: float
     synaptic_feedback: float
     exercise_gain: float
     trkb_present: float
@@ -47,13 +48,11 @@ class CascadeConstants:
 
     @classmethod
     def from_params(
-        cls, p: ParameterSet, *, met_alleles: int, antidepressant: bool, trkb_deleted: bool
+        cls, p: ParameterSet, *, met_alleles: int, trkb_deleted: bool
     ) -> CascadeConstants:
-        """Per-hour constants; genotype and background antidepressant scale BDNF release."""
-        release = (
-            p["bdnf_release_gain"]
-            * max(0.0, 1.0 - p["val66met_release_reduction_per_allele"] * met_alleles)
-            * (1.0 + p["antidepressant_bdnf_gain"] * antidepressant)
+        """Per-hour constants; the Val66Met genotype scales BDNF release."""
+        release = p["bdnf_release_gain"] * max(
+            0.0, 1.0 - p["val66met_release_reduction_per_allele"] * met_alleles
         )
         return cls(
             ki_s=p["ki_s_ketamine_um"],
@@ -64,6 +63,7 @@ class CascadeConstants:
             glutamate_gain=p["glutamate_gain"],
             k_bdnf=LN2 / p["bdnf_half_life_h"],
             release_gain=release,
+            antidepressant_gain=p["antidepressant_bdnf_gain"],
             synaptic_feedback=p["bdnf_synaptic_feedback"],
             exercise_gain=p["exercise_bdnf_gain_per_session_per_week"],
             trkb_present=0.0 if trkb_deleted else 1.0,
@@ -130,12 +130,14 @@ def d_bdnf(
     ampa: float,
     structural: float,
     exercise_change: float,
+    oral_antidepressant: float,
     k: CascadeConstants,
 ) -> float:
-    """Activity-dependent BDNF release from AMPA drive and potentiated synapses, plus exercise."""
+    """Activity-dependent BDNF release from AMPA drive (raised by a background oral antidepressant,
+    ``oral_antidepressant`` = 1 while taken) and potentiated synapses, plus exercise."""
     target = (
         1.0
-        + k.release_gain * ampa
+        + k.release_gain * (1.0 + k.antidepressant_gain * oral_antidepressant) * ampa
         + k.synaptic_feedback * structural
         + k.exercise_gain * exercise_change
     )

@@ -44,8 +44,10 @@ INPUT_NAMES = (
     "dusp6_inhibitor",
     "exercise_change",
     "sleep_deficit_change",
+    "oral_antidepressant",
 )
-"""Piecewise-constant inputs. Lifestyle inputs are changes from the patient's habits."""
+"""Piecewise-constant inputs. Lifestyle inputs are changes from the patient's habits;
+``oral_antidepressant`` is 1 while a background oral antidepressant is taken."""
 
 OUTPUTS: dict[str, str] = {
     "plasma_ketamine_ng_per_ml": "ng/mL",
@@ -142,7 +144,7 @@ class CompiledModel:
         pot, struc, stab, homeo, tol, cons, situ = (float(y[_I[n]]) for n in SYNAPSE_STATES)
         cc, sc = self.cc, self.sc
         dy[_I["glutamate"]] = cas.d_glutamate(glu, s["occupancy"], tol, cc)
-        dy[_I["bdnf"]] = cas.d_bdnf(bdnf, s["ampa"], struc, float(u[3]), cc)
+        dy[_I["bdnf"]] = cas.d_bdnf(bdnf, s["ampa"], struc, float(u[3]), float(u[5]), cc)
         dy[_I["erk"]] = cas.d_erk(erk, s["trkb"], dusp6, float(u[2]), cc)
         dy[_I["dusp6"]] = cas.d_dusp6(dusp6, erk, cc)
         dy[_I["potentiation"]] = syn.d_potentiation(pot, s["mtorc1"], sc)
@@ -169,7 +171,7 @@ class CompiledModel:
         return y
 
     def outputs(self, y_matrix: NDArray[np.float64], u_matrix: NDArray[np.float64]) -> dict:
-        """Every output in :data:`OUTPUTS` for states ``(n_states, n)`` and inputs ``(5, n)``."""
+        """Every output in :data:`OUTPUTS` for states ``(n_states, n)`` and inputs ``(n_in, n)``."""
         n = y_matrix.shape[1]
         out = {name: np.empty(n) for name in OUTPUTS}
         out["plasma_ketamine_ng_per_ml"] = pk.plasma_ketamine_ng_per_ml(self.pkc, y_matrix)
@@ -207,7 +209,6 @@ def compile_model(patient: Patient) -> CompiledModel:
     cc = cas.CascadeConstants.from_params(
         p,
         met_alleles=patient.met_alleles,
-        antidepressant=patient.background_antidepressant,
         trkb_deleted=patient.trkb_deleted,
     )
     sc = syn.SynapseConstants.from_params(
@@ -255,6 +256,16 @@ def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
             patient.habitual_sleep_h_per_night
         )
         intervals.append((change.start_day * 24.0, end, u))
+    # A background oral antidepressant: throughout for a patient already on one, else in windows.
+    medication_spans = [(0.0, np.inf)] if patient.background_antidepressant else []
+    medication_spans += [
+        (m.start_day * 24.0, np.inf if m.end_day is None else m.end_day * 24.0)
+        for m in regimen.medications
+    ]
+    for start, end in medication_spans:
+        u = np.zeros(len(INPUT_NAMES))
+        u[5] = 1.0
+        intervals.append((start, end, u))
     weights = {"mindfulness": model.sc.mindfulness_weight}
     for session in regimen.sessions:
         jumps.append(Jump(session.day * 24.0, "session", weight=weights.get(session.kind, 1.0)))
@@ -271,6 +282,7 @@ def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
         for start, end, contribution in intervals:
             if start <= t < end:
                 u = u + contribution
+        u[5] = min(u[5], 1.0)  # overlapping medication windows: on is on
         inputs.append(u)
     order = {"life_event": 0, "session": 1, "dose": 2}
     grouped = tuple(

@@ -49,6 +49,7 @@ _LABELS = {
     "dusp6_inhibitor": "DUSP6\ninhibitor",
     "exercise_change": "exercise",
     "sleep_deficit_change": "sleep loss",
+    "oral_antidepressant": "oral\nantidepressant",
     "therapy_session": "psychotherapy\nsession",
 }
 
