@@ -12,14 +12,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Drug = Literal["racemic_ketamine", "esketamine"]
+Drug = Literal["racemic_ketamine", "esketamine", "placebo"]
 Route = Literal["iv", "intranasal", "oral", "im"]
 SessionKind = Literal["cbt", "mindfulness", "preparation", "integration"]
 
 
 class Dose(BaseModel):
     """One administration. IV doses with ``infusion_minutes > 0`` are constant-rate infusions;
-    everything else enters as a bolus (a state jump at ``day``)."""
+    everything else enters as a bolus (a state jump at ``day``). A ``placebo`` carries no dose and
+    has no effect in the model; it is kept so that blinded designs stay representable."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -32,7 +33,10 @@ class Dose(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Dose:
-        if (self.dose_mg_per_kg is None) == (self.dose_mg is None):
+        if self.drug == "placebo":
+            if self.dose_mg_per_kg is not None or self.dose_mg is not None:
+                raise ValueError("a placebo has no dose")
+        elif (self.dose_mg_per_kg is None) == (self.dose_mg is None):
             raise ValueError("give exactly one of dose_mg_per_kg or dose_mg")
         if self.infusion_minutes > 0 and self.route != "iv":
             raise ValueError("infusion_minutes applies to the iv route only")
@@ -41,7 +45,9 @@ class Dose(BaseModel):
         return self
 
     def amount_mg(self, weight_kg: float) -> float:
-        """Total dose in mg for a patient of ``weight_kg`` (actual body weight)."""
+        """Total dose in mg for a patient of ``weight_kg`` (actual body weight); 0 for placebo."""
+        if self.drug == "placebo":
+            return 0.0
         if self.dose_mg is not None:
             return self.dose_mg
         assert self.dose_mg_per_kg is not None
@@ -146,7 +152,7 @@ class Regimen(BaseModel):
     @property
     def last_dose_day(self) -> float | None:
         """Day of the last ketamine/esketamine dose, or None without doses."""
-        return max((d.day for d in self.doses), default=None)
+        return max((d.day for d in self.doses if d.drug != "placebo"), default=None)
 
 
 # ------------------------------------------------------------------------------------ builders

@@ -234,6 +234,8 @@ def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
     intervals: list[tuple[float, float, NDArray[np.float64]]] = []
     jumps: list[Jump] = []
     for dose in regimen.doses:
+        if dose.drug == "placebo":
+            continue
         amount = dose.amount_mg(patient.weight_kg)
         t0 = dose.day * 24.0
         if dose.route == "iv" and dose.infusion_minutes > 0:

@@ -1,0 +1,1 @@
+"""Treatment protocols: the YAML language, its compiler, adaptive execution and event datasets."""

@@ -1,0 +1,1 @@
+"""The seed protocol library: one YAML file per protocol (see ``ketadur protocols list``)."""
