@@ -60,6 +60,7 @@ _FINE_STEP_H = 2.0 / 60.0
 # Priority of actions due at the same time: ratings first (pre-dose), then phase changes, then
 # maintenance doses.
 _ASSESS, _PHASE, _MAINTAIN = 0, 1, 2
+_DEFAULT_SOLVER = SolverSettings()
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def run_protocol(
     *,
     arm: str | None = None,
     seed: int = 0,
-    solver: SolverSettings = SolverSettings(),
+    solver: SolverSettings = _DEFAULT_SOLVER,
     output_step_hours: float = 1.0,
 ) -> ProtocolRun:
     """Simulate ``patient`` on ``arm`` (the first if None) of ``protocol`` for its whole duration.
@@ -252,9 +253,9 @@ def _dispatch(st: _RunState, model: CompiledModel, y: NDArray, t: float, action:
                     "source": source,
                 }
             )
-        if "madrs" in measures and not st.exited and st.current is not None:
-            if st.current.index == phase_index:
-                _apply_rules(st, t)
+        current = st.current
+        if "madrs" in measures and not st.exited and current and current.index == phase_index:
+            _apply_rules(st, t)
     elif kind == "phase":
         _start_phase(st, action[1], t)
     elif kind == "maintain":

@@ -9,6 +9,7 @@ one patient (doses in mg for the patient's weight, infusion rates) and into the
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -212,7 +213,7 @@ def check_planned_doses(protocol: Protocol) -> None:
         ket = sorted(
             (d for p in plans for d in p.doses if d.regimen.is_ketamine), key=lambda d: d.t_days
         )
-        for a, b in zip(ket, ket[1:], strict=False):
+        for a, b in itertools.pairwise(ket):
             gap_h = (b.t_days - a.t_days) * 24.0
             end_a = a.regimen.infusion_minutes / 60.0
             if gap_h < max(spacing_h, end_a) - 1e-6:
@@ -234,7 +235,7 @@ def check_planned_doses(protocol: Protocol) -> None:
         if protocol.limits.max_doses is not None and len(ket) > protocol.limits.max_doses:
             raise KetadurInputError(
                 f"arms[{i}]",
-                f"schedules {len(ket)} doses, more than limits.max_doses={protocol.limits.max_doses}",
+                f"schedules {len(ket)} doses, more than limits.max_doses",
                 len(ket),
             )
 

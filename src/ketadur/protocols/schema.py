@@ -5,9 +5,9 @@ other. A phase has an entry criterion (everyone, or those meeting one of the pro
 definitions at the end of the previous phase, optionally a randomised fraction of them), and holds
 drug regimens, therapy sessions, assessments, lifestyle and background-medication settings, and
 adaptive rules that the simulation evaluates as it runs (booster on relapse, interval adjustment,
-stop). Times inside a phase are days from the phase start (or from its first infusion) unless a field
-says hours. Every cross-field rule raises :class:`~ketadur.errors.KetadurInputError` naming the
-path of the offending field, e.g. ``arms[0].phases[1].entry.require``.
+stop). Times inside a phase are days from the phase start (or from its first infusion) unless a
+field says hours. Every cross-field rule raises :class:`~ketadur.errors.KetadurInputError` naming
+the path of the offending field, e.g. ``arms[0].phases[1].entry.require``.
 """
 
 from __future__ import annotations
