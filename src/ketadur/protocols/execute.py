@@ -239,11 +239,13 @@ def _dispatch(st: _RunState, model: CompiledModel, y: NDArray, t: float, action:
     if kind == "assess":
         _, measures, phase_index, source = action
         values = _read(model, y, measures)
+        new_madrs = False
         for measure in measures:
             key = (round(t, 9), measure)
-            if key in st.taken:
+            if key in st.taken:  # the same rating planned twice (e.g. baseline and pre-dose)
                 continue
             st.taken.add(key)
+            new_madrs = new_madrs or measure == "madrs"
             st.assessments.append(
                 {
                     "t_days": t,
@@ -254,7 +256,7 @@ def _dispatch(st: _RunState, model: CompiledModel, y: NDArray, t: float, action:
                 }
             )
         current = st.current
-        if "madrs" in measures and not st.exited and current and current.index == phase_index:
+        if new_madrs and not st.exited and current and current.index == phase_index:
             _apply_rules(st, t)
     elif kind == "phase":
         _start_phase(st, action[1], t)
@@ -417,6 +419,8 @@ def _maintenance_check(st: _RunState, madrs: float, t: float) -> None:
     m.shortened = True
     new_interval = max(m.interval_days - rule.step_days, rule.min_interval_days)
     new_next = max(m.last_dose_day + new_interval, t)
+    if new_interval == m.interval_days and new_next >= m.next_day - _EPS:
+        return  # already at the shortest interval: nothing changes
     detail = f"MADRS {madrs:.1f} > {rule.shorten_above_madrs:g}: interval {m.interval_days:g}"
     m.interval_days = new_interval
     if new_next < m.next_day - _EPS:
