@@ -12,7 +12,8 @@ Codes (documented so that another tool can read the file):
 - ``DRUG``: 1 racemic ketamine, 2 esketamine, 9 placebo.
 - ``EVT``: 10 CBT, 11 mindfulness, 12 preparation, 13 integration session; 20/21 DUSP6 inhibitor
   start/stop; 30 lifestyle change (EXER, SLEEP); 40/41 oral antidepressant start/stop.
-- ``DVID``: 1 MADRS, 2 CADSS, 3 systolic BP (mmHg), 4 plasma BDNF (ng/mL), 5 plasma ketamine (ng/mL).
+- ``DVID``: 1 MADRS, 2 CADSS, 3 systolic BP (mmHg), 4 plasma BDNF (ng/mL), 5 plasma ketamine
+  (ng/mL).
 
 Doses are written in mg with ``RATE`` in mg/h, as NONMEM expects; a dose given per kg comes back as
 the same mg dose (the file does not know it was weight-based). That is the only thing a round trip
