@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ketadur import __version__
+from ketadur.cli_protocols import app as protocols_app
 from ketadur.errors import KetadurInputError
 from ketadur.model.parameters import REGISTRY
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     help="ketadur: simulate how to make ketamine's antidepressant effect last. "
     "Research software: outputs are model-based hypotheses, never dosing instructions.",
 )
+app.add_typer(protocols_app, name="protocols")
 console = Console()
 err_console = Console(stderr=True)
 
