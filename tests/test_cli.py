@@ -11,8 +11,8 @@ import pytest
 from ketadur import REGISTRY
 
 
-def _run(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
+def _run(*args: str, cwd, expect: int | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
         [sys.executable, "-m", "ketadur.cli", *args],
         cwd=cwd,
         capture_output=True,
@@ -20,6 +20,9 @@ def _run(*args: str, cwd) -> subprocess.CompletedProcess:
         timeout=300,
         env={"COLUMNS": "120", "PATH": ""},
     )
+    if expect is not None:
+        assert proc.returncode == expect, proc.stderr
+    return proc
 
 
 def test_demo_prints_table_and_writes_figure(tmp_path):
@@ -97,3 +100,37 @@ def test_bad_input_one_line_exit_2(tmp_path, args, fragment):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error:") and fragment in lines[0]
+
+
+def test_protocols_list_show_events_run_and_diagram(tmp_path):
+    listed = json.loads(_run("protocols", "list", "--json", cwd=tmp_path, expect=0).stdout)
+    assert {"protocol1_single_infusion", "sustain1"} <= {p["name"] for p in listed}
+    shown = _run("protocols", "show", "protocol2_kap_cbt", cwd=tmp_path, expect=0).stdout
+    assert "24-48 h after the first infusion" in shown
+    proc = _run(
+        "protocols", "events", "protocol1_single_infusion", "--weight-kg", "80",
+        "--nonmem", "ev.csv", cwd=tmp_path, expect=0,
+    )  # fmt: skip
+    assert "infusion_start" in proc.stdout and "40.0" in proc.stdout
+    header = (tmp_path / "ev.csv").read_text().splitlines()[0]
+    assert header.startswith("ID,TIME,EVID,AMT,RATE,CMT,DV,MDV")
+    run = json.loads(
+        _run("protocols", "run", "booster_on_relapse", "--json", cwd=tmp_path, expect=0).stdout
+    )
+    assert run["doses"] > 6 and any(d["decision"] == "booster" for d in run["decisions"])
+    _run("protocols", "diagram", "sustain1", "--out", "s.svg", cwd=tmp_path, expect=0)
+    assert (tmp_path / "s.svg").read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("protocols", "show", "no_such_protocol"), "protocol: neither a YAML file"),
+        (("protocols", "events", "sustain1", "--arm", "x"), "arm: no such arm"),
+        (("protocols", "events", "sustain1", "--weight-kg", "5"), "patient.weight_kg"),
+        (("protocols", "diagram", "sustain1", "--out", "x.gif"), "--out"),
+    ],
+)
+def test_protocols_bad_input_one_line_exit_2(tmp_path, args, fragment):
+    proc = _run(*args, cwd=tmp_path, expect=2)
+    assert fragment in proc.stderr and "Traceback" not in proc.stderr
