@@ -436,3 +436,13 @@ def test_events_are_sorted_and_pairs_match():
     stops = table[table["kind"] == "infusion_stop"]["t_days"].to_numpy()
     assert np.allclose(stops - starts, 40 / 1440)
     assert all(a <= b for a, b in itertools.pairwise(np.round(table["t_days"], 9)))
+
+
+def test_the_documented_example_protocol_validates_and_runs():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "protocols.md").read_text()
+    text = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    protocol = protocol_from_yaml(text, "docs/protocols.md")
+    run = run_protocol(protocol, output_step_hours=24.0)
+    assert run.result.status == "success" and run.n_doses >= 6
