@@ -39,6 +39,7 @@ from ketadur.regimen import (
 _EPS = 1e-9
 EventKind = Literal[
     "phase_start",
+    "assessment",
     "infusion_start",
     "infusion_stop",
     "bolus",
@@ -49,7 +50,6 @@ EventKind = Literal[
     "medication_start",
     "medication_stop",
     "lifestyle",
-    "assessment",
 ]
 EVENT_ORDER: dict[str, int] = {k: i for i, k in enumerate(EventKind.__args__)}  # type: ignore[attr-defined]
 
@@ -78,11 +78,6 @@ class PhasePlan:
     assessments: tuple[tuple[float, tuple[str, ...]], ...]
     infusion_anchored: tuple[tuple[float, tuple[str, ...]], ...] = field(default=())
     """``each_infusion`` assessments as (hours after, measures), applied to every dose given."""
-
-    @property
-    def first_infusion_day(self) -> float | None:
-        days = [d.t_days for d in self.doses if d.regimen.is_ketamine]
-        return min(days) if days else None
 
 
 def _weekday(protocol: Protocol, day: float) -> int:
@@ -325,8 +320,8 @@ def phase_events(
 
 
 def sort_events(events: list[Event]) -> list[Event]:
-    """Chronological; at equal times phase starts first, assessments last (pre-dose ratings are
-    taken before a dose given at the same time is recorded as given... see the runner)."""
+    """Chronological; at equal times the phase start, then assessments (a rating at a dose's time
+    is the pre-dose rating), then what is given."""
     return sorted(events, key=lambda e: (round(e.t_days, 9), EVENT_ORDER[e.kind]))
 
 
