@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ketadur.errors import KetadurInputError
 
 Drug = Literal["racemic_ketamine", "esketamine", "placebo"]
 Route = Literal["iv", "intranasal", "oral", "im"]
@@ -36,12 +38,8 @@ class Dose(BaseModel):
         if self.drug == "placebo":
             if self.dose_mg_per_kg is not None or self.dose_mg is not None:
                 raise ValueError("a placebo has no dose")
-        elif (self.dose_mg_per_kg is None) == (self.dose_mg is None):
-            raise ValueError("give exactly one of dose_mg_per_kg or dose_mg")
-        if self.infusion_minutes > 0 and self.route != "iv":
-            raise ValueError("infusion_minutes applies to the iv route only")
-        if 0 < self.infusion_minutes < 1:
-            raise ValueError("infusion_minutes must be 0 (bolus) or at least 1 minute")
+            return self
+        check_dose_fields(self)
         return self
 
     def amount_mg(self, weight_kg: float) -> float:
@@ -52,6 +50,21 @@ class Dose(BaseModel):
             return self.dose_mg
         assert self.dose_mg_per_kg is not None
         return self.dose_mg_per_kg * weight_kg
+
+
+def check_dose_fields(dose: Any) -> None:
+    """Rules every dose description obeys (here and in protocol files): exactly one of
+    ``dose_mg_per_kg``/``dose_mg``; infusions only IV, of at least one minute."""
+    if (dose.dose_mg_per_kg is None) == (dose.dose_mg is None):
+        raise ValueError("give exactly one of dose_mg_per_kg or dose_mg")
+    if dose.infusion_minutes > 0 and dose.route != "iv":
+        raise KetadurInputError(
+            "route", "infusion_minutes applies to the iv route only", dose.route
+        )
+    if 0 < dose.infusion_minutes < 1:
+        raise KetadurInputError(
+            "infusion_minutes", "must be 0 (bolus) or at least 1 minute", dose.infusion_minutes
+        )
 
 
 class TherapySession(BaseModel):

@@ -18,7 +18,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ketadur.errors import KetadurInputError
-from ketadur.regimen import PROTOCOL1_DOSE_MG_PER_KG, PROTOCOL1_INFUSION_MIN, SessionKind
+from ketadur.regimen import (
+    PROTOCOL1_DOSE_MG_PER_KG,
+    PROTOCOL1_INFUSION_MIN,
+    SessionKind,
+    check_dose_fields,
+)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -141,19 +146,8 @@ class DoseSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> DoseSpec:
-        _check_dose_fields(self)
+        check_dose_fields(self)
         return self
-
-
-def _check_dose_fields(x: Any) -> None:
-    if (x.dose_mg_per_kg is None) == (x.dose_mg is None):
-        raise ValueError("give exactly one of dose_mg_per_kg or dose_mg")
-    if x.infusion_minutes > 0 and x.route != "iv":
-        raise KetadurInputError("infusion_minutes", "applies to the iv route only", x.route)
-    if 0 < x.infusion_minutes < 1:
-        raise KetadurInputError(
-            "infusion_minutes", "must be 0 (bolus) or at least 1 minute", x.infusion_minutes
-        )
 
 
 PROTOCOL1_DOSE = DoseSpec(
@@ -190,7 +184,7 @@ class DrugRegimen(_Strict):
                 raise KetadurInputError(
                     "exposure_hours", "applies to an adjunct only", self.exposure_hours
                 )
-            _check_dose_fields(self)
+            check_dose_fields(self)
             if self.anchor == "first_infusion":
                 raise KetadurInputError("anchor", "a ketamine regimen cannot anchor on itself", "")
         else:
