@@ -22,7 +22,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ketadur import __version__
-from ketadur.engine.reference import SimulationResult, SolverSettings, integrate_span
+from ketadur.engine.reference import (
+    SimulationResult,
+    SolverSettings,
+    default_output_days,
+    integrate_span,
+)
 from ketadur.errors import KetadurInputError
 from ketadur.model.patient import TYPICAL_PATIENT, Patient
 from ketadur.model.system import (
@@ -55,8 +60,6 @@ from ketadur.protocols.schema import (
 from ketadur.regimen import Dose, Regimen
 
 _EPS = 1e-9
-_FINE_HOURS = 8.0
-_FINE_STEP_H = 2.0 / 60.0
 # Priority of actions due at the same time: ratings first (pre-dose), then phase changes, then
 # maintenance doses.
 _ASSESS, _PHASE, _MAINTAIN = 0, 1, 2
@@ -180,8 +183,13 @@ def run_protocol(
     while True:
         next_day = min(st.queue[0][0], end_day) if st.queue else end_day
         final = next_day >= end_day - _EPS
-        schedule = compile_schedule(model, _regimen(st))
-        t_out = _output_days(st, t_day, next_day, final, output_step_hours)
+        regimen = _regimen(st)
+        schedule = compile_schedule(model, regimen)
+        t_out = default_output_days(
+            regimen, next_day, t_start_days=t_day, step_hours=output_step_hours
+        )
+        if not final:  # the span's end is the next span's start (after what is given then)
+            t_out = t_out[t_out < next_day]
         span = integrate_span(
             model, schedule, y, t_day * 24.0, next_day * 24.0, t_out * 24.0, solver
         )
@@ -471,20 +479,6 @@ def _maintenance_dose(
 
 def _regimen(st: _RunState) -> Regimen:
     return regimen_of(st.entered, [d for d, _, _ in st.doses], st.protocol)
-
-
-def _output_days(
-    st: _RunState, t0: float, t1: float, final: bool, step_h: float
-) -> NDArray[np.float64]:
-    step = step_h / 24.0
-    grid = [np.arange(np.ceil(t0 / step - _EPS) * step, t1 + _EPS, step)]
-    for dose, _, _ in st.doses:
-        if dose.day < t1 and dose.day + _FINE_HOURS / 24.0 > t0:
-            grid.append(dose.day + np.arange(0.0, _FINE_HOURS + _EPS, _FINE_STEP_H) / 24.0)
-    grid.append(np.array([t0, t1]))
-    t = np.unique(np.round(np.concatenate(grid), 9))
-    keep = (t >= t0) & ((t <= t1) if final else (t < t1))
-    return t[keep]
 
 
 def _given_events(st: _RunState) -> list[Event]:
