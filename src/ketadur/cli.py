@@ -10,12 +10,20 @@ from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from ketadur import __version__
+from ketadur.cli_common import (
+    DISCLAIMER,
+    FIGURE_SUFFIXES,
+    check_figure_path,
+    check_suffix,
+    console,
+    err_console,
+    save_figure,
+)
 from ketadur.cli_protocols import app as protocols_app
-from ketadur.errors import KetadurInputError
+from ketadur.errors import KetadurInputError, from_validation_error
 from ketadur.model.parameters import REGISTRY
 
 app = typer.Typer(
@@ -27,10 +35,6 @@ app = typer.Typer(
     "Research software: outputs are model-based hypotheses, never dosing instructions.",
 )
 app.add_typer(protocols_app, name="protocols")
-console = Console()
-err_console = Console(stderr=True)
-
-DISCLAIMER = "Research use only: model-based hypotheses, not dosing instructions."
 
 
 def _fmt_day(x: float) -> str:
@@ -39,16 +43,6 @@ def _fmt_day(x: float) -> str:
     if math.isinf(x):
         return "not lost"
     return f"{x:.1f}"
-
-
-def _check_figure_path(path: Path, option: str) -> None:
-    if path.suffix.lower() not in {".png", ".svg", ".pdf"}:
-        raise KetadurInputError(option, "figure file must end in .png, .svg or .pdf", str(path))
-
-
-def _save_figure(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
 
 
 @app.command()
@@ -63,9 +57,9 @@ def demo(
     from ketadur.model.patient import TYPICAL_PATIENT
     from ketadur.reports.plots import plot_madrs_comparison
 
-    _check_figure_path(out, "--out")
+    check_figure_path(out, "--out")
     rows, results = run_demo()
-    _save_figure(plot_madrs_comparison(results, baseline_madrs=TYPICAL_PATIENT.baseline_madrs), out)
+    save_figure(plot_madrs_comparison(results, baseline_madrs=TYPICAL_PATIENT.baseline_madrs), out)
     if as_json:
         doc = {
             "patient": TYPICAL_PATIENT.subject_id,
@@ -200,10 +194,8 @@ def simulate_cmd(
     from ketadur.regimen import AdjunctWindow, TherapySession, iv_infusions
     from ketadur.summaries import day_of_loss_of_response, madrs_at
 
-    if out is not None and out.suffix.lower() != ".csv":
-        raise KetadurInputError("--out", "table file must end in .csv", str(out))
-    if plot is not None:
-        _check_figure_path(plot, "--plot")
+    check_suffix(out, (".csv",), "--out")
+    check_figure_path(plot, "--plot")
     if infusion_days is not None:
         reg = iv_infusions(
             _parse_days(infusion_days, "--infusion-days"),
@@ -235,7 +227,7 @@ def simulate_cmd(
     if plot is not None:
         from ketadur.reports.plots import plot_trajectory
 
-        _save_figure(plot_trajectory(result), plot)
+        save_figure(plot_trajectory(result), plot)
     report_days = [d for d in (1.0, 7.0, 14.0, 28.0, 56.0) if d <= days]
     summary = {
         "regimen": reg.name,
@@ -271,13 +263,12 @@ def diagram(
     """Draw the signalling cascade from the model's own equations."""
     from ketadur.reports.diagram import cascade_edges, plot_cascade, to_dot
 
-    if out.suffix.lower() != ".dot":
-        _check_figure_path(out, "--out")
+    check_suffix(out, (*FIGURE_SUFFIXES, ".dot"), "--out")
     edges = cascade_edges()
     if out.suffix.lower() == ".dot":
         out.write_text(to_dot(edges))
     else:
-        _save_figure(plot_cascade(edges), out)
+        save_figure(plot_cascade(edges), out)
     console.print(f"cascade diagram ({len(edges)} edges) written to {out}")
 
 
@@ -303,13 +294,7 @@ def main() -> None:
         err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(x) for x in first["loc"]) or "input"
-        err_console.print(
-            f"error: {field}: {first['msg']} (got {first.get('input')!r})",
-            highlight=False,
-            soft_wrap=True,
-        )
+        err_console.print(f"error: {from_validation_error(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except Exception as exc:
         # Command-line usage errors (unknown option, bad choice, missing value): Typer raises

@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from ketadur.cli_common import (
+    DISCLAIMER,
+    FIGURE_SUFFIXES,
+    check_figure_path,
+    check_suffix,
+    console,
+    save_figure,
+)
 from ketadur.errors import KetadurInputError
 
 app = typer.Typer(
@@ -19,7 +26,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Treatment protocols: the seed library and your own YAML files.",
 )
-console = Console()
 
 ProtocolArg = Annotated[str, typer.Argument(help="Library protocol name or a .yaml file.")]
 ArmOpt = Annotated[str | None, typer.Option(help="Arm name (default: the first arm).")]
@@ -144,9 +150,8 @@ def events(
     from ketadur.protocols.nonmem import to_nonmem, write_nonmem
     from ketadur.protocols.schedule import compile_protocol
 
-    for path, suffix, option in ((nonmem, ".csv", "--nonmem"), (out, ".csv", "--out")):
-        if path is not None and path.suffix.lower() != suffix:
-            raise KetadurInputError(option, f"file must end in {suffix}", str(path))
+    check_suffix(nonmem, (".csv",), "--nonmem")
+    check_suffix(out, (".csv",), "--out")
     p = load_protocol(protocol)
     person = _patient(patient, weight_kg)
     observations = None
@@ -203,10 +208,8 @@ def run_cmd(
     from ketadur.protocols.execute import run_protocol
     from ketadur.protocols.io import load_protocol
 
-    if out is not None and out.suffix.lower() != ".csv":
-        raise KetadurInputError("--out", "file must end in .csv", str(out))
-    if plot is not None and plot.suffix.lower() not in {".png", ".svg", ".pdf"}:
-        raise KetadurInputError("--plot", "figure file must end in .png, .svg or .pdf", str(plot))
+    check_suffix(out, (".csv",), "--out")
+    check_figure_path(plot, "--plot")
     p = load_protocol(protocol)
     result = run_protocol(p, _patient(patient, weight_kg), arm=arm, seed=seed)
     if result.result.status != "success":
@@ -217,8 +220,7 @@ def run_cmd(
     if plot is not None:
         from ketadur.reports.plots import plot_trajectory
 
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_trajectory(result.result).savefig(plot, dpi=120)
+        save_figure(plot_trajectory(result.result), plot)
     madrs = result.assessments.query("measure == 'madrs'")
     summary = {
         "protocol": p.name,
@@ -239,7 +241,7 @@ def run_cmd(
     for row in result.decisions.itertuples(index=False):
         console.print(f"  day {row.t_days:7.2f}  {row.decision:<22} {row.detail}", highlight=False)
     console.print("MADRS: " + ", ".join(f"d{t:g} {v:.1f}" for t, v in summary["madrs"]))
-    console.print("[dim]Research use only: model-based hypotheses, not dosing instructions.[/dim]")
+    console.print(f"[dim]{DISCLAIMER}[/dim]")
 
 
 @app.command()
@@ -253,13 +255,11 @@ def diagram(
     from ketadur.protocols.io import load_protocol
     from ketadur.reports.protocol_diagram import protocol_dot, protocol_figure
 
-    suffix = out.suffix.lower()
-    if suffix not in {".svg", ".png", ".pdf", ".dot"}:
-        raise KetadurInputError("--out", "must end in .svg, .png, .pdf or .dot", str(out))
+    check_suffix(out, (*FIGURE_SUFFIXES, ".dot"), "--out")
     p = load_protocol(protocol)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".dot":
+    if out.suffix.lower() == ".dot":
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(protocol_dot(p), encoding="utf-8")
     else:
-        protocol_figure(p).savefig(out, dpi=130)
+        save_figure(protocol_figure(p), out)
     console.print(f"diagram written to {out}")

@@ -1,0 +1,33 @@
+"""What every ``ketadur`` command shares: consoles, the disclaimer, output-path checks, figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from rich.console import Console
+
+from ketadur.errors import KetadurInputError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DISCLAIMER = "Research use only: model-based hypotheses, not dosing instructions."
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_suffix(path: Path | None, suffixes: tuple[str, ...], option: str) -> None:
+    """Refuse an output file whose suffix is not one of ``suffixes`` (before any work is done)."""
+    if path is not None and path.suffix.lower() not in suffixes:
+        raise KetadurInputError(option, f"file must end in {', '.join(suffixes)}", str(path))
+
+
+def check_figure_path(path: Path | None, option: str) -> None:
+    """Refuse a figure file that matplotlib would not write as .png, .svg or .pdf."""
+    check_suffix(path, FIGURE_SUFFIXES, option)
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Write ``fig`` to ``path``, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
