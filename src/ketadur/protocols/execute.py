@@ -299,16 +299,12 @@ def _start_phase(st: _RunState, index: int, t: float) -> None:
         prev = st.plans[index - 1]
         history = _madrs_history(st, prev.index)
         if not definition.met(history, _baseline(st)):
-            st.log(t, "not entered", f"{plan.phase.name}: does not meet '{entry.require}'")
-            st.exited = True
-            st.current = None
+            _exit(st, t, f"{plan.phase.name}: does not meet '{entry.require}'")
             return
     if entry.fraction < 1.0:
         u = float(np.random.default_rng([st.seed, index]).random())
         if u >= entry.fraction:
-            st.log(t, "not entered", f"{plan.phase.name}: not in the randomised {entry.fraction:g}")
-            st.exited = True
-            st.current = None
+            _exit(st, t, f"{plan.phase.name}: not in the randomised {entry.fraction:g}")
             return
     st.current = plan
     st.entered.append(plan)
@@ -326,6 +322,13 @@ def _start_phase(st: _RunState, index: int, t: float) -> None:
         st.push(plan.end_day, _ASSESS, ("assess", ("madrs",), index, "phase end"))
     if interval is not None:
         _start_maintenance(st, plan, interval)
+
+
+def _exit(st: _RunState, t: float, why: str) -> None:
+    """The patient leaves treatment (no later phase is entered)."""
+    st.log(t, "not entered", why)
+    st.exited = True
+    st.current = None
 
 
 def _give(st: _RunState, dose: Dose, plan: PhasePlan, source: str) -> None:

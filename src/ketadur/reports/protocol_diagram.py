@@ -76,10 +76,9 @@ def protocol_figure(protocol: Protocol) -> Figure:
         boxes.append(box)
         y -= box.height + _GAP
         prev = box
-    split_y = y
-    if shared < max(len(a.phases) for a in protocol.arms):
-        split_y -= 1.0  # room for the branch labels
-    for i, arm in enumerate(protocol.arms if shared < _max_len(protocol) else ()):
+    branches = shared < max(len(a.phases) for a in protocol.arms)
+    split_y = y - 1.0 if branches else y  # room for the branch labels
+    for i, arm in enumerate(protocol.arms if branches else ()):
         x = _COL_W * (i + 0.5)
         y_arm = split_y
         above = prev
@@ -158,10 +157,6 @@ def protocol_figure(protocol: Protocol) -> Figure:
     wrap = int(fig.get_figwidth() * 17)
     fig.text(0.01, 0.005, "\n".join(textwrap.wrap(footer, wrap)), fontsize=6, color="#555555")
     return fig
-
-
-def _max_len(protocol: Protocol) -> int:
-    return max(len(a.phases) for a in protocol.arms)
 
 
 def _label(phase: Phase, protocol: Protocol) -> str:
