@@ -16,13 +16,14 @@ DUSP6: 1 at baseline).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 from ketadur.model.parameters import LN2, ParameterSet
 
 
-@dataclass(frozen=True, slots=True)
-class CascadeConstants:
+class CascadeConstants(NamedTuple):
     """Cascade constants for one patient, rates per hour."""
 
     ki_s: float
@@ -50,8 +51,10 @@ class CascadeConstants:
     def from_params(
         cls, p: ParameterSet, *, met_alleles: int, trkb_deleted: bool
     ) -> CascadeConstants:
-        """Per-hour constants; the Val66Met genotype scales BDNF release."""
-        release = p["bdnf_release_gain"] * max(
+        """Per-hour constants; the Val66Met genotype scales BDNF release.
+
+        Works on scalars or, for a population, on arrays (one value per patient)."""
+        release = p["bdnf_release_gain"] * np.maximum(
             0.0, 1.0 - p["val66met_release_reduction_per_allele"] * met_alleles
         )
         return cls(
@@ -66,7 +69,7 @@ class CascadeConstants:
             antidepressant_gain=p["antidepressant_bdnf_gain"],
             synaptic_feedback=p["bdnf_synaptic_feedback"],
             exercise_gain=p["exercise_bdnf_gain_per_session_per_week"],
-            trkb_present=0.0 if trkb_deleted else 1.0,
+            trkb_present=1.0 - 1.0 * trkb_deleted,
             erk_act=p["erk_activation_per_h"],
             erk_deact=p["erk_deactivation_per_h"],
             k_dusp6=LN2 / p["dusp6_half_life_h"],

@@ -22,7 +22,7 @@ the same matrices, so the closed-form solution (matrix exponential) tests the sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,8 +56,7 @@ def pk_index(name: str, enantiomer: str) -> int:
     return ENANTIOMERS.index(enantiomer) * len(PK_LOCAL) + PK_LOCAL.index(name)
 
 
-@dataclass(frozen=True, slots=True)
-class PKConstants:
+class PKConstants(NamedTuple):
     """Per-hour rate constants and volumes for one patient (weight applied)."""
 
     v1_l: float

@@ -21,13 +21,14 @@ Rates are per hour, like the cascade.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 from ketadur.model.parameters import LN2, ParameterSet
 
 
-@dataclass(frozen=True, slots=True)
-class SynapseConstants:
+class SynapseConstants(NamedTuple):
     """Synaptic, therapy and symptom constants for one patient, rates per hour."""
 
     k_p_form: float
@@ -80,8 +81,12 @@ class SynapseConstants:
         situational_half_life_days: float,
         baseline_sbp_mmhg: float,
     ) -> SynapseConstants:
-        """Per-hour constants; age and chronic stress set the patient's baseline decay speed."""
-        age_factor = max(0.2, 1.0 + p["age_decay_gain_per_decade"] * (age_years - 40.0) / 10.0)
+        """Per-hour constants; age and chronic stress set the patient's baseline decay speed.
+
+        Works on scalars or, for a population, on arrays (one value per patient)."""
+        age_factor = np.maximum(
+            0.2, 1.0 + p["age_decay_gain_per_decade"] * (age_years - 40.0) / 10.0
+        )
         stress_factor = 1.0 + p["chronic_stress_decay_gain"] * chronic_stress
         return cls(
             k_p_form=p["potentiation_formation_per_h"],

@@ -21,6 +21,8 @@ from numpy.typing import NDArray
 from ketadur.model import cascade as cas
 from ketadur.model import pk
 from ketadur.model import synapse_mood as syn
+from ketadur.model.kernels import NONLINEAR_STATES, SIGNALS
+from ketadur.model.kernels import PYTHON_KERNELS as KERNELS
 from ketadur.model.patient import Patient
 from ketadur.regimen import Regimen
 
@@ -35,6 +37,7 @@ SYNAPSE_STATES = (
     "situational",
 )
 STATE_NAMES: tuple[str, ...] = pk.PK_STATES + CASCADE_STATES + SYNAPSE_STATES
+assert CASCADE_STATES + SYNAPSE_STATES == NONLINEAR_STATES
 N_STATES = len(STATE_NAMES)
 _I = {name: i for i, name in enumerate(STATE_NAMES)}
 
@@ -120,40 +123,29 @@ class CompiledModel:
         y[_I["situational"]] = self.patient.situational_madrs
         return y
 
+    def _conc_um(self, y_pk: NDArray[np.float64]) -> NDArray[np.float64]:
+        conc = pk.unbound_effect_site_um(self.pkc, y_pk)
+        return np.array(
+            [conc[n] for n in ("s_ketamine", "r_ketamine", "s_norketamine", "r_norketamine")]
+        )
+
     def signals(self, y: NDArray[np.float64], u: NDArray[np.float64]) -> dict[str, float]:
-        conc = pk.unbound_effect_site_um(self.pkc, y[: pk.N_PK])
-        occ = cas.nmda_occupancy(k=self.cc, **{k: float(v) for k, v in conc.items()})
-        glu, bdnf, erk = (float(y[_I[n]]) for n in ("glutamate", "bdnf", "erk"))
-        pot, homeo = float(y[_I["potentiation"]]), float(y[_I["homeostasis"]])
-        ampa = cas.ampa_throughput(glu, pot, self.cc)
-        trkb = cas.trkb_activation(bdnf, self.cc)
+        """Occupancy, AMPA, TrkB, mTORC1 and the structural decay multiplier at state ``y``."""
+        out = np.empty(len(SIGNALS))
+        plasma = float(pk.plasma_ketamine_ng_per_ml(self.pkc, y[: pk.N_PK]))
+        KERNELS.observe(y[pk.N_PK :], self._conc_um(y[: pk.N_PK]), plasma, u, self.cc, self.sc, out)
+        sig = dict(zip(SIGNALS, (float(v) for v in out), strict=True))
         return {
-            "occupancy": occ,
-            "ampa": ampa,
-            "trkb": trkb,
-            "mtorc1": cas.mtorc1_activity(trkb, erk, self.cc),
-            "decay_rate": syn.structural_decay_rate(erk, homeo, float(u[4]), float(u[3]), self.sc),
+            "occupancy": sig["nmda_occupancy"],
+            **{k: sig[k] for k in ("ampa", "trkb", "mtorc1", "decay_rate")},
         }
 
     def rhs(self, t_h: float, y: NDArray[np.float64], u: NDArray[np.float64]) -> NDArray:
         """Time derivative of the state (per hour) under the constant inputs ``u``."""
         dy = np.empty(N_STATES)
         dy[: pk.N_PK] = self.a_pk @ y[: pk.N_PK] + self.b_pk @ u[:2]
-        s = self.signals(y, u)
-        glu, bdnf, erk, dusp6 = (float(y[_I[n]]) for n in CASCADE_STATES)
-        pot, struc, stab, homeo, tol, cons, situ = (float(y[_I[n]]) for n in SYNAPSE_STATES)
-        cc, sc = self.cc, self.sc
-        dy[_I["glutamate"]] = cas.d_glutamate(glu, s["occupancy"], tol, cc)
-        dy[_I["bdnf"]] = cas.d_bdnf(bdnf, s["ampa"], struc, float(u[3]), float(u[5]), cc)
-        dy[_I["erk"]] = cas.d_erk(erk, s["trkb"], dusp6, float(u[2]), cc)
-        dy[_I["dusp6"]] = cas.d_dusp6(dusp6, erk, cc)
-        dy[_I["potentiation"]] = syn.d_potentiation(pot, s["mtorc1"], sc)
-        dy[_I["structural"]] = syn.d_structural(struc, pot, s["decay_rate"], sc)
-        dy[_I["stabilised"]] = syn.d_stabilised(stab, struc, erk, s["decay_rate"], sc)
-        dy[_I["homeostasis"]] = syn.d_homeostasis(homeo, glu, sc)
-        dy[_I["tolerance"]] = syn.d_tolerance(tol, s["occupancy"], sc)
-        dy[_I["consolidated"]] = syn.d_consolidated(cons, sc)
-        dy[_I["situational"]] = syn.d_situational(situ, sc)
+        conc = self._conc_um(y[: pk.N_PK])
+        KERNELS.rhs(y[pk.N_PK :], conc, u, self.cc, self.sc, dy[pk.N_PK :])
         return dy
 
     def apply_jump(self, y: NDArray[np.float64], jump: Jump) -> NDArray[np.float64]:
@@ -163,7 +155,7 @@ class CompiledModel:
             assert jump.delta is not None
             y[: pk.N_PK] += jump.delta
         elif jump.kind == "session":
-            y[_I["consolidated"]] += syn.session_consolidation(
+            y[_I["consolidated"]] += KERNELS.session_jump(
                 float(y[_I["consolidated"]]), float(y[_I["potentiation"]]), jump.weight, self.sc
             )
         else:
@@ -176,28 +168,19 @@ class CompiledModel:
         out = {name: np.empty(n) for name in OUTPUTS}
         out["plasma_ketamine_ng_per_ml"] = pk.plasma_ketamine_ng_per_ml(self.pkc, y_matrix)
         out["plasma_norketamine_ng_per_ml"] = pk.plasma_norketamine_ng_per_ml(self.pkc, y_matrix)
-        for name in (*CASCADE_STATES, *SYNAPSE_STATES):
+        for name in NONLINEAR_STATES:
             if name in OUTPUTS:  # states reported as they are
                 out[name] = y_matrix[_I[name]].copy()
+        signals = np.empty(len(SIGNALS))
         for j in range(n):
             y, u = y_matrix[:, j], u_matrix[:, j]
-            s = self.signals(y, u)
-            rel = syn.relief(
-                float(y[_I["potentiation"]]),
-                float(y[_I["structural"]]),
-                float(y[_I["stabilised"]]),
-                float(y[_I["consolidated"]]),
-                self.sc,
+            plasma = float(out["plasma_ketamine_ng_per_ml"][j])
+            KERNELS.observe(
+                y[pk.N_PK :], self._conc_um(y[: pk.N_PK]), plasma, u, self.cc, self.sc, signals
             )
-            out["nmda_occupancy"][j] = s["occupancy"]
-            out["ampa"][j] = s["ampa"]
-            out["trkb"][j] = s["trkb"]
-            out["mtorc1"][j] = s["mtorc1"]
-            out["relief"][j] = rel
-            out["madrs"][j] = syn.madrs(rel, float(y[_I["situational"]]), self.sc)
-            out["cadss"][j] = syn.cadss(s["occupancy"], self.sc)
-            out["sbp_mmhg"][j] = syn.sbp(float(out["plasma_ketamine_ng_per_ml"][j]), self.sc)
-            out["plasma_bdnf_ng_per_ml"][j] = syn.plasma_bdnf(float(y[_I["bdnf"]]), self.sc)
+            for i, name in enumerate(SIGNALS):
+                if name in OUTPUTS:
+                    out[name][j] = signals[i]
         return out
 
 

@@ -1,0 +1,130 @@
+"""The cascade and synapse equations wired together as array functions, once, for every engine.
+
+:func:`make_kernels` composes the per-quantity functions of :mod:`~ketadur.model.cascade` and
+:mod:`~ketadur.model.synapse_mood` into the right-hand side of the nonlinear states and into the
+observed signals. It takes a ``jit`` decorator: the reference engine uses the plain Python
+functions, the fast population engine the same functions compiled by Numba. Both engines therefore
+integrate one set of equations; they differ only in how they integrate them.
+
+Arguments are plain floats, arrays and the constants named tuples, so that Numba can compile them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from ketadur.model import cascade as cas
+from ketadur.model import synapse_mood as syn
+
+NONLINEAR_STATES = (
+    "glutamate",
+    "bdnf",
+    "erk",
+    "dusp6",
+    "potentiation",
+    "structural",
+    "stabilised",
+    "homeostasis",
+    "tolerance",
+    "consolidated",
+    "situational",
+)
+"""Cascade and synapse states, in the order of the state vector after the PK block."""
+
+SIGNALS = (
+    "nmda_occupancy",
+    "ampa",
+    "trkb",
+    "mtorc1",
+    "decay_rate",
+    "relief",
+    "madrs",
+    "cadss",
+    "sbp_mmhg",
+    "plasma_bdnf_ng_per_ml",
+)
+"""Algebraic signals computed by ``observe``, in the order of its output array."""
+
+
+class Kernels(NamedTuple):
+    """``rhs(y, conc_um, u, cc, sc, dy)`` fills ``dy`` (per hour) for the nonlinear states ``y``
+    given unbound effect-site concentrations ``conc_um`` (S-, R-ketamine, S-, R-norketamine, uM) and
+    inputs ``u``, and returns (occupancy, mTORC1, decay multiplier).
+    ``observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out)`` fills ``out`` with
+    :data:`SIGNALS`. ``session_jump(consolidated, potentiation, weight, sc)`` is the therapy
+    jump."""
+
+    rhs: Callable
+    observe: Callable
+    session_jump: Callable
+
+
+def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
+    """The model's wiring, each model function passed through ``jit`` (identity or a compiler)."""
+    occupancy = jit(cas.nmda_occupancy)
+    ampa_throughput = jit(cas.ampa_throughput)
+    trkb_activation = jit(cas.trkb_activation)
+    mtorc1_activity = jit(cas.mtorc1_activity)
+    d_glutamate = jit(cas.d_glutamate)
+    d_bdnf = jit(cas.d_bdnf)
+    d_erk = jit(cas.d_erk)
+    d_dusp6 = jit(cas.d_dusp6)
+    decay_rate = jit(syn.structural_decay_rate)
+    d_potentiation = jit(syn.d_potentiation)
+    d_structural = jit(syn.d_structural)
+    d_stabilised = jit(syn.d_stabilised)
+    d_homeostasis = jit(syn.d_homeostasis)
+    d_tolerance = jit(syn.d_tolerance)
+    d_consolidated = jit(syn.d_consolidated)
+    d_situational = jit(syn.d_situational)
+    relief = jit(syn.relief)
+    madrs = jit(syn.madrs)
+    cadss = jit(syn.cadss)
+    sbp = jit(syn.sbp)
+    plasma_bdnf = jit(syn.plasma_bdnf)
+    session_jump = jit(syn.session_consolidation)
+
+    def rhs(y, conc_um, u, cc, sc, dy):
+        occ = occupancy(conc_um[0], conc_um[1], conc_um[2], conc_um[3], cc)
+        glu, bdnf, erk, dusp6 = y[0], y[1], y[2], y[3]
+        pot, struc, stab, homeo, tol, cons, situ = y[4], y[5], y[6], y[7], y[8], y[9], y[10]
+        ampa = ampa_throughput(glu, pot, cc)
+        trkb = trkb_activation(bdnf, cc)
+        mtor = mtorc1_activity(trkb, erk, cc)
+        rate = decay_rate(erk, homeo, u[4], u[3], sc)
+        dy[0] = d_glutamate(glu, occ, tol, cc)
+        dy[1] = d_bdnf(bdnf, ampa, struc, u[3], u[5], cc)
+        dy[2] = d_erk(erk, trkb, dusp6, u[2], cc)
+        dy[3] = d_dusp6(dusp6, erk, cc)
+        dy[4] = d_potentiation(pot, mtor, sc)
+        dy[5] = d_structural(struc, pot, rate, sc)
+        dy[6] = d_stabilised(stab, struc, erk, rate, sc)
+        dy[7] = d_homeostasis(homeo, glu, sc)
+        dy[8] = d_tolerance(tol, occ, sc)
+        dy[9] = d_consolidated(cons, sc)
+        dy[10] = d_situational(situ, sc)
+        return occ, mtor, rate
+
+    def observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out):
+        occ = occupancy(conc_um[0], conc_um[1], conc_um[2], conc_um[3], cc)
+        glu, bdnf, erk = y[0], y[1], y[2]
+        pot, struc, stab, homeo, cons, situ = y[4], y[5], y[6], y[7], y[9], y[10]
+        trkb = trkb_activation(bdnf, cc)
+        rel = relief(pot, struc, stab, cons, sc)
+        out[0] = occ
+        out[1] = ampa_throughput(glu, pot, cc)
+        out[2] = trkb
+        out[3] = mtorc1_activity(trkb, erk, cc)
+        out[4] = decay_rate(erk, homeo, u[4], u[3], sc)
+        out[5] = rel
+        out[6] = madrs(rel, situ, sc)
+        out[7] = cadss(occ, sc)
+        out[8] = sbp(plasma_ketamine_ng_per_ml, sc)
+        out[9] = plasma_bdnf(bdnf, sc)
+
+    return Kernels(jit(rhs), jit(observe), session_jump)
+
+
+PYTHON_KERNELS = make_kernels(lambda f: f)
+"""The kernels as plain Python (the reference engine's)."""
