@@ -50,7 +50,7 @@ SIGNALS = (
 class Kernels(NamedTuple):
     """``rhs(y, conc_um, u, cc, sc, dy)`` fills ``dy`` (per hour) for the nonlinear states ``y``
     given unbound effect-site concentrations ``conc_um`` (S-, R-ketamine, S-, R-norketamine, uM) and
-    inputs ``u``, and returns (occupancy, mTORC1, decay multiplier).
+    inputs ``u``, and returns (mTORC1, decay multiplier).
     ``observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out)`` fills ``out`` with
     :data:`SIGNALS`. ``session_jump(consolidated, potentiation, weight, sc)`` is the therapy
     jump."""
@@ -104,7 +104,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         dy[8] = d_tolerance(tol, occ, sc)
         dy[9] = d_consolidated(cons, sc)
         dy[10] = d_situational(situ, sc)
-        return occ, mtor, rate
+        return mtor, rate
 
     def observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out):
         occ = occupancy(conc_um[0], conc_um[1], conc_um[2], conc_um[3], cc)
