@@ -109,9 +109,11 @@ class PKConstants(NamedTuple):
 def pk_matrices(c: PKConstants) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``A`` (N_PK x N_PK) and ``B`` (N_PK x 2) of the linear PK system, time in hours.
 
-    ``u = (IV infusion rate of S, of R)`` in mg/h enters the central compartments.
+    ``u = (IV infusion rate of S, of R)`` in mg/h enters the central compartments. With constants
+    holding arrays (one value per patient), ``A`` has shape (n, N_PK, N_PK).
     """
-    a = np.zeros((N_PK, N_PK))
+    shape = np.shape(c.k10)
+    a = np.zeros((*shape, N_PK, N_PK))
     b = np.zeros((N_PK, 2))
     for j, e in enumerate(ENANTIOMERS):
 
@@ -126,26 +128,26 @@ def pk_matrices(c: PKConstants) -> tuple[NDArray[np.float64], NDArray[np.float64
         )
         cen, per, nk, clr = i("central"), i("peripheral"), i("norketamine"), i("cleared")
         cek, cenk = i("ce_ketamine"), i("ce_norketamine")
-        a[nasal, nasal] = -c.ka_nasal
-        a[oral, oral] = -c.ka_oral
-        a[im, im] = -c.ka_im
-        a[pre, pre] = -c.ka_oral
-        a[cen, nasal] = c.ka_nasal
-        a[cen, oral] = c.ka_oral
-        a[cen, im] = c.ka_im
-        a[cen, cen] = -(c.k10 + c.k12)
-        a[cen, per] = c.k21
-        a[per, cen] = c.k12
-        a[per, per] = -c.k21
-        a[nk, cen] = c.f_nk * c.k10
-        a[nk, pre] = c.ka_oral
-        a[nk, nk] = -c.k_nk
-        a[clr, cen] = (1.0 - c.f_nk) * c.k10
-        a[clr, nk] = c.k_nk
-        a[cek, cen] = c.ke0 / c.v1_l
-        a[cek, cek] = -c.ke0
-        a[cenk, nk] = c.ke0_nk / c.v_nk_l
-        a[cenk, cenk] = -c.ke0_nk
+        a[..., nasal, nasal] = -c.ka_nasal
+        a[..., oral, oral] = -c.ka_oral
+        a[..., im, im] = -c.ka_im
+        a[..., pre, pre] = -c.ka_oral
+        a[..., cen, nasal] = c.ka_nasal
+        a[..., cen, oral] = c.ka_oral
+        a[..., cen, im] = c.ka_im
+        a[..., cen, cen] = -(c.k10 + c.k12)
+        a[..., cen, per] = c.k21
+        a[..., per, cen] = c.k12
+        a[..., per, per] = -c.k21
+        a[..., nk, cen] = c.f_nk * c.k10
+        a[..., nk, pre] = c.ka_oral
+        a[..., nk, nk] = -c.k_nk
+        a[..., clr, cen] = (1.0 - c.f_nk) * c.k10
+        a[..., clr, nk] = c.k_nk
+        a[..., cek, cen] = c.ke0 / c.v1_l
+        a[..., cek, cek] = -c.ke0
+        a[..., cenk, nk] = c.ke0_nk / c.v_nk_l
+        a[..., cenk, cenk] = -c.ke0_nk
         b[cen, j] = 1.0
     return a, b
 
@@ -161,9 +163,10 @@ def bolus_jump(c: PKConstants, dose: Dose, amount_mg: float) -> NDArray[np.float
     """Increment of the PK block caused by a bolus (any non-infused dose) of ``amount_mg``.
 
     Extravascular doses put the bioavailable fraction in their depot; of the rest, the presystemic
-    norketamine fraction goes to its depot and the remainder is recorded as cleared.
+    norketamine fraction goes to its depot and the remainder is recorded as cleared. With arrays
+    (one value per patient) in ``c`` or ``amount_mg``, the result has shape (N_PK, n).
     """
-    jump = np.zeros(N_PK)
+    jump = np.zeros((N_PK, *np.broadcast(c.f_oral, amount_mg).shape))
     route_depot = {"intranasal": ("depot_nasal", c.f_nasal), "oral": ("depot_oral", c.f_oral)}
     for e, frac in enantiomer_split(dose).items():
         amount = amount_mg * frac

@@ -207,74 +207,138 @@ def compile_model(patient: Patient) -> CompiledModel:
     return CompiledModel(patient, pkc, cc, sc, a_pk, b_pk)
 
 
-def _sleep_deficit(h: float) -> float:
-    return max(0.0, HEALTHY_SLEEP_H - h)
+def _sleep_deficit(h: NDArray[np.float64] | float) -> NDArray[np.float64]:
+    return np.maximum(0.0, HEALTHY_SLEEP_H - np.asarray(h, dtype=float))
 
 
-def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
-    """Breakpoints, inputs and jumps for ``regimen`` given to the model's patient."""
-    patient = model.patient
+@dataclass(frozen=True)
+class BatchSchedule:
+    """A regimen compiled for ``n`` patients at once: shared breakpoints (hours) and jump layout
+    (jumps of breakpoint ``b`` are ``jptr[b]:jptr[b+1]``, of kind ``j_kind``), per-patient inputs
+    ``bp_u`` (n, B, n_in), jump values ``j_value`` (n, J: session weight) and PK increments
+    ``j_delta`` (n, J, N_PK). Patients' own life events are not included."""
+
+    bp_t: NDArray[np.float64]
+    bp_u: NDArray[np.float64]
+    jptr: NDArray[np.int64]
+    j_kind: tuple[str, ...]
+    j_value: NDArray[np.float64]
+    j_delta: NDArray[np.float64]
+
+
+def compile_schedule_batch(
+    regimen: Regimen,
+    *,
+    weight_kg: NDArray[np.float64],
+    pkc: pk.PKConstants,
+    mindfulness_weight: NDArray[np.float64],
+    habitual_exercise_sessions_per_week: NDArray[np.float64],
+    habitual_sleep_h_per_night: NDArray[np.float64],
+    background_antidepressant: NDArray[np.bool_],
+) -> BatchSchedule:
+    """Breakpoints, inputs and jumps of ``regimen`` for ``n`` patients (arrays of length n;
+    ``pkc`` holds arrays). Dose amounts follow each patient's weight, lifestyle inputs are changes
+    from each patient's habits, and a patient on a background antidepressant takes it throughout."""
+    weight = np.atleast_1d(np.asarray(weight_kg, dtype=float))
+    n = weight.size
+    n_in = len(INPUT_NAMES)
+    # (start, end, per-patient input contribution (n, n_in))
     intervals: list[tuple[float, float, NDArray[np.float64]]] = []
-    jumps: list[Jump] = []
+    jumps: list[tuple[float, str, NDArray[np.float64], NDArray[np.float64]]] = []
     for dose in regimen.doses:
         if dose.drug == "placebo":
             continue
-        amount = dose.amount_mg(patient.weight_kg)
+        amount = dose.amount_mg(weight) * np.ones(n)
         t0 = dose.day * 24.0
         if dose.route == "iv" and dose.infusion_minutes > 0:
-            u = np.zeros(len(INPUT_NAMES))
-            u[:2] = pk.infusion_rates_mg_per_h(dose, amount)
+            u = np.zeros((n, n_in))
+            u[:, :2] = pk.infusion_rates_mg_per_h(dose, amount).T
             intervals.append((t0, t0 + dose.infusion_minutes / 60.0, u))
         else:
-            jumps.append(Jump(t0, "dose", delta=pk.bolus_jump(model.pkc, dose, amount)))
+            delta = pk.bolus_jump(pkc, dose, amount).T
+            jumps.append((t0, "dose", np.zeros(n), delta))
     for window in regimen.adjuncts:
-        u = np.zeros(len(INPUT_NAMES))
-        u[2] = 1.0
+        u = np.zeros((n, n_in))
+        u[:, 2] = 1.0
         intervals.append((window.start_day * 24.0, window.end_day * 24.0, u))
     # Lifestyle changes are steps: each holds until the next one starts.
     changes = sorted(regimen.lifestyle, key=lambda c: c.start_day)
     ends = [c.start_day * 24.0 for c in changes[1:]] + [np.inf] * bool(changes)
     for change, end in zip(changes, ends, strict=True):
-        u = np.zeros(len(INPUT_NAMES))
-        u[3] = change.exercise_sessions_per_week - patient.habitual_exercise_sessions_per_week
-        u[4] = _sleep_deficit(change.sleep_h_per_night) - _sleep_deficit(
-            patient.habitual_sleep_h_per_night
+        u = np.zeros((n, n_in))
+        u[:, 3] = change.exercise_sessions_per_week - habitual_exercise_sessions_per_week
+        u[:, 4] = _sleep_deficit(change.sleep_h_per_night) - _sleep_deficit(
+            habitual_sleep_h_per_night
         )
         intervals.append((change.start_day * 24.0, end, u))
     # A background oral antidepressant: throughout for a patient already on one, else in windows.
-    medication_spans = [(0.0, np.inf)] if patient.background_antidepressant else []
-    medication_spans += [
-        (m.start_day * 24.0, np.inf if m.end_day is None else m.end_day * 24.0)
-        for m in regimen.medications
-    ]
-    for start, end in medication_spans:
-        u = np.zeros(len(INPUT_NAMES))
-        u[5] = 1.0
-        intervals.append((start, end, u))
-    weights = {"mindfulness": model.sc.mindfulness_weight}
+    on_throughout = np.zeros((n, n_in))
+    on_throughout[:, 5] = np.asarray(background_antidepressant, dtype=float)
+    intervals.append((0.0, np.inf, on_throughout))
+    for m in regimen.medications:
+        u = np.zeros((n, n_in))
+        u[:, 5] = 1.0
+        intervals.append((m.start_day * 24.0, np.inf if m.end_day is None else m.end_day * 24.0, u))
     for session in regimen.sessions:
-        jumps.append(Jump(session.day * 24.0, "session", weight=weights.get(session.kind, 1.0)))
-    for event in patient.life_events:
-        jumps.append(Jump(event.day * 24.0, "life_event", points=event.madrs_points))
+        weight_i = mindfulness_weight if session.kind == "mindfulness" else 1.0
+        value = np.asarray(weight_i, dtype=float) * np.ones(n)
+        jumps.append((session.day * 24.0, "session", value, np.zeros((n, pk.N_PK))))
 
     times = {0.0}
     times.update(t for iv in intervals for t in iv[:2] if np.isfinite(t))
-    times.update(j.time_h for j in jumps)
-    breakpoints = tuple(sorted(times))
-    inputs = []
-    for t in breakpoints:
-        u = np.zeros(len(INPUT_NAMES))
-        for start, end, contribution in intervals:
-            if start <= t < end:
-                u = u + contribution
-        u[5] = min(u[5], 1.0)  # overlapping medication windows: on is on
-        inputs.append(u)
-    order = {"life_event": 0, "session": 1, "dose": 2}
-    grouped = tuple(
-        tuple(sorted((j for j in jumps if j.time_h == t), key=lambda j: order[j.kind]))
-        for t in breakpoints
+    times.update(j[0] for j in jumps)
+    bp_t = np.array(sorted(times))
+    bp_u = np.zeros((n, bp_t.size, n_in))
+    for start, end, contribution in intervals:
+        active = (bp_t >= start) & (bp_t < end)
+        bp_u[:, active, :] += contribution[:, None, :]
+    bp_u[:, :, 5] = np.minimum(bp_u[:, :, 5], 1.0)  # overlapping medication windows: on is on
+    order = {"session": 0, "dose": 1}
+    jumps.sort(key=lambda j: (j[0], order[j[1]]))
+    counts = np.array([sum(1 for j in jumps if j[0] == t) for t in bp_t], dtype=np.int64)
+    return BatchSchedule(
+        bp_t=bp_t,
+        bp_u=bp_u,
+        jptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        j_kind=tuple(j[1] for j in jumps),
+        j_value=np.stack([j[2] for j in jumps], axis=1) if jumps else np.zeros((n, 0)),
+        j_delta=np.stack([j[3] for j in jumps], axis=1) if jumps else np.zeros((n, 0, pk.N_PK)),
     )
-    return Schedule(breakpoints, tuple(inputs), grouped)
+
+
+def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
+    """Breakpoints, inputs and jumps for ``regimen`` given to the model's patient (with the
+    patient's life events)."""
+    patient = model.patient
+    batch = compile_schedule_batch(
+        regimen,
+        weight_kg=np.array([patient.weight_kg]),
+        pkc=model.pkc,
+        mindfulness_weight=np.array([model.sc.mindfulness_weight]),
+        habitual_exercise_sessions_per_week=np.array([patient.habitual_exercise_sessions_per_week]),
+        habitual_sleep_h_per_night=np.array([patient.habitual_sleep_h_per_night]),
+        background_antidepressant=np.array([patient.background_antidepressant]),
+    )
+    life = {}
+    for event in patient.life_events:
+        life.setdefault(event.day * 24.0, []).append(
+            Jump(event.day * 24.0, "life_event", points=event.madrs_points)
+        )
+    breakpoints = tuple(sorted(set(batch.bp_t.tolist()) | set(life)))
+    inputs, grouped = [], []
+    for t in breakpoints:
+        b = int(np.searchsorted(batch.bp_t, t, side="right")) - 1
+        inputs.append(batch.bp_u[0, b].copy())
+        group = list(life.get(t, []))
+        if batch.bp_t[b] == t:
+            for j in range(batch.jptr[b], batch.jptr[b + 1]):
+                kind = batch.j_kind[j]
+                if kind == "dose":
+                    group.append(Jump(t, "dose", delta=batch.j_delta[0, j].copy()))
+                else:
+                    group.append(Jump(t, "session", weight=float(batch.j_value[0, j])))
+        grouped.append(tuple(group))
+    return Schedule(breakpoints, tuple(inputs), tuple(grouped))
 
 
 def model_hash(patient: Patient) -> str:
