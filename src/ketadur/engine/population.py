@@ -1,0 +1,328 @@
+"""Population engine: N virtual patients x one protocol arm, in chunks, with the fast engine.
+
+A protocol arm without adaptive elements (every phase entered by everyone, no rules) gives every
+patient the same schedule up to weight-based amounts and their own covariates: it is compiled once
+for a whole chunk and integrated by the batched Numba kernel. An adaptive arm (entry criteria,
+randomised fractions, boosters, interval rules) makes schedules differ; each patient then runs
+through the adaptive protocol runner on the fast engine, with its own random stream.
+
+Results are a tidy table (one row per patient and output time, one column per output), yielded
+chunk by chunk so that a file of any size can be written with bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ketadur.engine.fast import (
+    JUMP_DOSE,
+    JUMP_SESSION,
+    OUTPUT_NAMES,
+    FastSettings,
+    integrate_batch,
+    output_codes,
+)
+from ketadur.engine.pk_modes import pk_modes
+from ketadur.errors import KetadurInputError
+from ketadur.model import pk
+from ketadur.model.cascade import CascadeConstants
+from ketadur.model.parameters import REGISTRY
+from ketadur.model.pk import PKConstants
+from ketadur.model.synapse_mood import SynapseConstants
+from ketadur.model.system import N_STATES, STATE_NAMES, compile_schedule_batch
+from ketadur.population.table import (
+    check_table_path,
+    life_event_arrays,
+    patient_of,
+    temporary_name,
+    validate_population,
+)
+from ketadur.protocols.schedule import dose_of, plan_arm, regimen_of
+from ketadur.protocols.schema import Arm, Protocol
+
+DEFAULT_OUTPUTS = ("madrs",)
+MAX_DAYS = 3650.0
+_DEFAULT_SETTINGS = FastSettings()
+
+
+def is_adaptive(arm: Arm) -> bool:
+    """Whether ``arm`` has entry criteria, randomised fractions or rules (schedules then differ
+    between patients)."""
+    return any(p.rules or p.entry.require is not None or p.entry.fraction < 1.0 for p in arm.phases)
+
+
+def patient_seed(seed: int, index: int) -> int:
+    """The seed of patient ``index``'s own random stream (independent of sharding)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class PopulationArrays:
+    """Per-patient constants in the kernel's layout (rows), PK modes and initial states."""
+
+    pkc: PKConstants
+    pkc_rows: np.ndarray
+    cc_rows: np.ndarray
+    sc_rows: np.ndarray
+    mindfulness_weight: np.ndarray
+    modes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    y0: np.ndarray
+
+
+def _rows(constants: tuple, n: int) -> np.ndarray:
+    return np.column_stack([np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in constants])
+
+
+def population_arrays(df: pd.DataFrame) -> PopulationArrays:
+    """Constants of every patient of a validated population table, computed as arrays by the
+    model's own ``from_params`` (so the fast engine cannot drift from the reference)."""
+    n = len(df)
+    p = {name: df[name].to_numpy(dtype=float) for name in REGISTRY}
+    weight = df["weight_kg"].to_numpy(dtype=float)
+    pkc = PKConstants.from_params(p, weight)  # type: ignore[arg-type]
+    met = df["bdnf_genotype"].map({"val/val": 0, "val/met": 1, "met/met": 2}).to_numpy()
+    cc = CascadeConstants.from_params(
+        p,  # type: ignore[arg-type]
+        met_alleles=met,
+        trkb_deleted=df["trkb_deleted"].to_numpy(dtype=bool),
+    )
+    cov = {c: df[c].to_numpy(dtype=float) for c in ("age_years", "chronic_stress")}
+    sc = SynapseConstants.from_params(
+        p,  # type: ignore[arg-type]
+        **cov,
+        tolerance_propensity=df["tolerance_propensity"].to_numpy(dtype=float),
+        baseline_madrs=df["baseline_madrs"].to_numpy(dtype=float),
+        situational_madrs=df["situational_madrs"].to_numpy(dtype=float),
+        situational_half_life_days=df["situational_half_life_days"].to_numpy(dtype=float),
+        baseline_sbp_mmhg=df["baseline_sbp_mmhg"].to_numpy(dtype=float),
+    )
+    a = pk.pk_matrices(pkc)[0].reshape(n, pk.N_PK, pk.N_PK)
+    n_local = len(pk.PK_LOCAL)
+    modes = pk_modes(a[:, :n_local, :n_local])
+    y0 = np.zeros((n, N_STATES))
+    y0[:, STATE_NAMES.index("bdnf")] = 1.0
+    y0[:, STATE_NAMES.index("dusp6")] = 1.0
+    y0[:, STATE_NAMES.index("situational")] = df["situational_madrs"].to_numpy(dtype=float)
+    return PopulationArrays(
+        pkc=PKConstants(*(np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in pkc)),
+        pkc_rows=_rows(pkc, n),
+        cc_rows=_rows(cc, n),
+        sc_rows=_rows(sc, n),
+        mindfulness_weight=np.broadcast_to(sc.mindfulness_weight, (n,)).astype(float),
+        modes=(modes.lam, modes.v, modes.v_inv),
+        y0=y0,
+    )
+
+
+def _output_days(days: float, output_days: Sequence[float] | None) -> np.ndarray:
+    if not (0.0 < days <= MAX_DAYS):
+        raise KetadurInputError("days", f"must lie in (0, {MAX_DAYS:g}]", days)
+    if output_days is None:
+        return np.arange(0.0, np.floor(days) + 1.0)
+    t = np.unique(np.round(np.asarray(output_days, dtype=float), 9))
+    if t.size == 0 or t[0] < 0.0 or t[-1] > days:
+        raise KetadurInputError("output_days", f"must be non-empty and within [0, {days:g}]", ...)
+    return t
+
+
+def _check_outputs(outputs: Sequence[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(outputs))
+    if not chosen:
+        raise KetadurInputError("outputs", "choose at least one output", ...)
+    output_codes(chosen)  # unknown names raise here
+    return chosen
+
+
+def _fixed_chunk(
+    protocol: Protocol,
+    arm: Arm,
+    df: pd.DataFrame,
+    t_out_days: np.ndarray,
+    days: float,
+    outputs: tuple[str, ...],
+    settings: FastSettings,
+) -> pd.DataFrame:
+    arrays = population_arrays(df)
+    plans = plan_arm(protocol, arm)
+    regimen = regimen_of(plans, [dose_of(d) for pl in plans for d in pl.doses], protocol)
+    batch = compile_schedule_batch(
+        regimen,
+        weight_kg=df["weight_kg"].to_numpy(dtype=float),
+        pkc=arrays.pkc,
+        mindfulness_weight=arrays.mindfulness_weight,
+        habitual_exercise_sessions_per_week=df["habitual_exercise_sessions_per_week"].to_numpy(
+            dtype=float
+        ),
+        habitual_sleep_h_per_night=df["habitual_sleep_h_per_night"].to_numpy(dtype=float),
+        background_antidepressant=df["background_antidepressant"].to_numpy(dtype=bool),
+    )
+    n = len(df)
+    kinds = np.array(
+        [JUMP_DOSE if k == "dose" else JUMP_SESSION for k in batch.j_kind], dtype=np.int64
+    )
+    le_ptr, le_t, le_points = life_event_arrays(df)
+    codes = output_codes(outputs)
+    t_out_h = t_out_days * 24.0
+    out = np.full((n, t_out_h.size, codes.size), np.nan)
+    y_end = np.empty((n, N_STATES))
+    steps = np.zeros(n, dtype=np.int64)
+    lam, v, v_inv = arrays.modes
+    integrate_batch(
+        arrays.pkc_rows, arrays.cc_rows, arrays.sc_rows, lam, v, v_inv,
+        batch.bp_t, batch.bp_u, batch.jptr, kinds, batch.j_value, batch.j_delta,
+        le_ptr, le_t, le_points, arrays.y0, 0.0, days * 24.0, t_out_h, codes,
+        settings.rtol, settings.atol, settings.max_step_h, out, y_end, steps,
+    )  # fmt: skip
+    failed = steps < 0
+    if failed.any():
+        out[failed] = np.nan
+    table = pd.DataFrame(
+        {
+            "subject_id": np.repeat(df["subject_id"].to_numpy(), t_out_h.size),
+            "t_days": np.tile(t_out_days, n),
+        }
+    )
+    for c, name in enumerate(outputs):
+        table[name] = out[:, :, c].reshape(-1)
+    return table
+
+
+def _adaptive_chunk(
+    protocol: Protocol,
+    arm: Arm,
+    df: pd.DataFrame,
+    first_index: int,
+    t_out_days: np.ndarray,
+    outputs: tuple[str, ...],
+    seed: int,
+) -> pd.DataFrame:
+    from ketadur.protocols.execute import run_protocol  # the runner imports the engines
+
+    parts = []
+    for k, (_, row) in enumerate(df.iterrows()):
+        run = run_protocol(
+            protocol,
+            patient_of(row),
+            arm=arm.name,
+            seed=patient_seed(seed, first_index + k),
+            engine="fast",
+        )
+        table = run.result.table
+        t = np.round(table["t_days"].to_numpy(), 9)
+        idx = np.searchsorted(t, t_out_days)
+        part = pd.DataFrame({"subject_id": row["subject_id"], "t_days": t_out_days})
+        for name in outputs:
+            part[name] = table[name].to_numpy()[idx]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def simulate_population(
+    protocol: Protocol,
+    population: pd.DataFrame,
+    *,
+    arm: str | None = None,
+    days: float | None = None,
+    outputs: Sequence[str] = DEFAULT_OUTPUTS,
+    output_days: Sequence[float] | None = None,
+    seed: int = 0,
+    chunk_size: int = 2000,
+    settings: FastSettings = _DEFAULT_SETTINGS,
+    first_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Simulate every patient of ``population`` on ``arm`` of ``protocol`` for ``days`` (default
+    the protocol's duration); yield tidy tables (``subject_id, t_days, <outputs>``) per chunk.
+
+    ``output_days`` default to every whole day. ``seed`` drives only the randomised parts of
+    adaptive protocols, one stream per patient (patient ``first_index + k`` for row ``k``), so
+    results do not depend on chunking or sharding. ``progress`` is called with the number of
+    patients finished after each chunk.
+
+    Examples
+    --------
+    >>> from ketadur.population.generate import generate_population
+    >>> from ketadur.protocols.io import load_protocol
+    >>> pop = generate_population("trd-adults", 4, seed=1)
+    >>> table = next(simulate_population(load_protocol("protocol1_single_infusion"), pop, days=7))
+    >>> table.shape, bool((table.query("t_days == 1").madrs < 32).all())
+    ((32, 3), True)
+    """
+    df = validate_population(population)
+    chosen = protocol.arm(arm)
+    days = float(protocol.duration_days if days is None else days)
+    t_out = _output_days(days, output_days)
+    names = _check_outputs(outputs)
+    if not (isinstance(chunk_size, int) and chunk_size > 0):
+        raise KetadurInputError("chunk_size", "must be a positive integer", chunk_size)
+    adaptive = is_adaptive(chosen)
+    if adaptive:
+        if days > protocol.duration_days:
+            raise KetadurInputError(
+                "days", f"an adaptive protocol runs for its duration ({protocol.duration_days:g})"
+            )
+        if np.any(np.abs(t_out * 24.0 - np.round(t_out * 24.0)) > 1e-6):
+            raise KetadurInputError(
+                "output_days", "must fall on whole hours for an adaptive protocol", ...
+            )
+    done = 0
+    for start in range(0, len(df), chunk_size):
+        part = df.iloc[start : start + chunk_size]
+        if adaptive:
+            table = _adaptive_chunk(protocol, chosen, part, first_index + start, t_out, names, seed)
+        else:
+            table = _fixed_chunk(protocol, chosen, part, t_out, days, names, settings)
+        table.insert(1, "arm", chosen.name)
+        done += len(part)
+        if progress is not None:
+            progress(done)
+        yield table
+
+
+def write_chunks(chunks: Iterator[pd.DataFrame], path: Path | str) -> Path:
+    """Stream ``chunks`` into ``path`` (.parquet or .csv) under a temporary name, renamed when the
+    last chunk is written: an interrupted run never leaves a file that looks complete."""
+    p = check_table_path(path)
+    tmp = temporary_name(p)
+    writer = None
+    try:
+        if p.suffix.lower() == ".parquet":
+            for chunk in chunks:
+                batch = pa.Table.from_pandas(chunk, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, batch.schema)
+                writer.write_table(batch)
+            if writer is not None:
+                writer.close()
+                writer = None
+        else:
+            header = True
+            for chunk in chunks:
+                chunk.to_csv(tmp, mode="w" if header else "a", header=header, index=False)
+                header = False
+        if not tmp.exists():
+            raise KetadurInputError("population", "produced no rows", ...)
+        os.replace(tmp, p)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return p
+
+
+__all__ = [
+    "OUTPUT_NAMES",
+    "PopulationArrays",
+    "is_adaptive",
+    "population_arrays",
+    "simulate_population",
+    "write_chunks",
+]
