@@ -96,7 +96,7 @@ class FastSettings:
     """Tolerances of the fast engine's adaptive step (relative and absolute, per state) and its
     largest step (hours). The defaults meet the 1e-3 agreement with the reference engine."""
 
-    rtol: float = 1e-4
+    rtol: float = 3e-5
     atol: float = 1e-7
     max_step_h: float = 24.0
 

@@ -1,0 +1,163 @@
+"""Virtual populations, population tables and the fast population engine."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ketadur.engine.agreement import compare_arm
+from ketadur.engine.population import simulate_population, write_chunks
+from ketadur.errors import KetadurInputError
+from ketadur.model.parameters import REGISTRY
+from ketadur.population.generate import generate_population
+from ketadur.population.presets import PRESETS
+from ketadur.population.table import read_population, validate_population, write_table
+from ketadur.protocols.io import library_names, load_protocol
+
+
+def test_patients_are_the_same_whole_or_in_shards():
+    whole = generate_population("trd-adults", 6, seed=4)
+    shard = generate_population("trd-adults", 3, seed=4, start=3)
+    pd.testing.assert_frame_equal(whole.iloc[3:].reset_index(drop=True), shard)
+    assert not whole.equals(generate_population("trd-adults", 6, seed=5))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_gives_valid_patients_with_every_parameter(preset):
+    pop = generate_population(preset, 300, seed=1)
+    checked = validate_population(pop)
+    assert set(REGISTRY) <= set(checked.columns)
+    spec = PRESETS[preset]
+    assert spec.age_years.lower <= checked["age_years"].min()
+    assert checked["age_years"].max() <= spec.age_years.upper
+    # IIV is present where declared and absent elsewhere.
+    assert checked["bdnf_release_gain"].std() > 0.1 * REGISTRY["bdnf_release_gain"].default
+    assert checked["ki_s_ketamine_um"].nunique() == 1
+
+
+def test_genotypes_follow_hardy_weinberg_at_the_met_frequency():
+    pop = generate_population("trd-adults", 4000, seed=2)
+    q = PRESETS["trd-adults"].met_allele_frequency
+    freq = pop["bdnf_genotype"].value_counts(normalize=True)
+    expected = {"val/val": (1 - q) ** 2, "val/met": 2 * q * (1 - q), "met/met": q * q}
+    for genotype, p in expected.items():
+        se = np.sqrt(p * (1 - p) / len(pop))
+        assert abs(freq.get(genotype, 0.0) - p) < 4 * se
+
+
+def test_older_adults_are_older_than_young_adults():
+    old = generate_population("older-adults", 200, seed=3)
+    young = generate_population("young-adults", 200, seed=3)
+    assert old["age_years"].min() >= 65 > 30 >= young["age_years"].max()
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda df: df.drop(columns="weight_kg"), "population"),
+        (lambda df: df.assign(weight_kg=10.0), "population.weight_kg"),
+        (lambda df: df.assign(bdnf_genotype="val/xyz"), "population.bdnf_genotype"),
+        (lambda df: df.assign(subject_id="same"), "population.subject_id"),
+        (lambda df: df.assign(subject_id="Jane Doe"), "population.subject_id"),
+        (lambda df: df.assign(k10_per_min=1.0), "population.k10_per_min"),
+        (lambda df: df.assign(life_events="3:abc"), "population.life_events"),
+        (lambda df: df.assign(situational_madrs=59.0), "population.situational_madrs"),
+        (
+            lambda df: df.assign(background_antidepressant="maybe"),
+            "population.background_antidepressant",
+        ),
+    ],
+)
+def test_bad_population_tables_name_the_column(edit, field):
+    pop = generate_population("trd-adults", 3, seed=1)
+    with pytest.raises(KetadurInputError) as err:
+        validate_population(edit(pop))
+    assert err.value.field == field
+
+
+def test_a_table_of_covariates_only_gets_typical_parameters():
+    table = pd.DataFrame(
+        {
+            "subject_id": ["a1", "a2"],
+            "weight_kg": [60.0, 90.0],
+            "age_years": [30.0, 50.0],
+            "bdnf_genotype": ["val/val", "met/met"],
+            "baseline_madrs": [30.0, 35.0],
+        }
+    )
+    checked = validate_population(table)
+    assert (checked["k10_per_min"] == REGISTRY["k10_per_min"].default).all()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_tables_round_trip_and_leave_no_partial_file(tmp_path, suffix):
+    pop = generate_population("sustain1-like", 5, seed=9)
+    path = write_table(pop, tmp_path / f"pop{suffix}")
+    back = read_population(path)
+    pd.testing.assert_frame_equal(validate_population(pop), back, check_dtype=False)
+    assert [p.name for p in tmp_path.iterdir()] == [f"pop{suffix}"]
+
+
+def test_results_do_not_depend_on_chunking():
+    pop = generate_population("trd-adults", 5, seed=6)
+    protocol = load_protocol("induction_thrice_weekly")
+    one = pd.concat(
+        simulate_population(protocol, pop, chunk_size=5, outputs=("madrs", "structural"))
+    )
+    many = pd.concat(
+        simulate_population(protocol, pop, chunk_size=2, outputs=("madrs", "structural"))
+    )
+    pd.testing.assert_frame_equal(one.reset_index(drop=True), many.reset_index(drop=True))
+
+
+def test_adaptive_arms_use_one_stream_per_patient():
+    pop = generate_population("trd-adults", 4, seed=6)
+    protocol = load_protocol("booster_on_relapse")
+    whole = pd.concat(simulate_population(protocol, pop, chunk_size=4))
+    tail = pd.concat(simulate_population(protocol, pop.iloc[2:], first_index=2))
+    pd.testing.assert_frame_equal(
+        whole[whole.subject_id.isin(pop.subject_id[2:])].reset_index(drop=True),
+        tail.reset_index(drop=True),
+    )
+
+
+def test_interrupted_writes_leave_nothing_that_looks_complete(tmp_path):
+    def chunks():
+        yield pd.DataFrame({"subject_id": ["a"], "t_days": [0.0], "madrs": [30.0]})
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        write_chunks(chunks(), tmp_path / "out.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"days": 0}, "days"),
+        ({"days": 4000}, "days"),
+        ({"outputs": ("madrs", "happiness")}, "outputs"),
+        ({"chunk_size": 0}, "chunk_size"),
+    ],
+)
+def test_bad_engine_arguments(kwargs, field):
+    pop = generate_population("trd-adults", 2, seed=1)
+    with pytest.raises(KetadurInputError) as err:
+        next(simulate_population(load_protocol("protocol1_single_infusion"), pop, **kwargs))
+    assert err.value.field == field
+
+
+ARMS = [(name, arm.name) for name in library_names() for arm in load_protocol(name).arms]
+
+
+@pytest.mark.parametrize(("name", "arm"), ARMS)
+def test_fast_engine_agrees_with_the_reference_engine(name, arm):
+    """Issue criterion on a CI-sized sample (benchmarks/agreement.py runs 200 patients): MADRS
+    within 1e-3 relative or 0.05 points, synaptic states within 1e-3 relative, daily outputs."""
+    pop = generate_population("trd-adults", 2, seed=zlib.crc32(name.encode()) % 1000)
+    result = compare_arm(load_protocol(name), arm, pop)
+    worst = result.sort_values("max_rel_diff").iloc[-1]
+    assert result["within_tolerance"].all(), worst.to_dict()
