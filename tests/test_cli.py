@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from ketadur import REGISTRY
@@ -134,3 +135,43 @@ def test_protocols_list_show_events_run_and_diagram(tmp_path):
 def test_protocols_bad_input_one_line_exit_2(tmp_path, args, fragment):
     proc = _run(*args, cwd=tmp_path, expect=2)
     assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_population_and_population_simulation_commands(tmp_path):
+    pop = tmp_path / "pop.parquet"
+    assert (
+        _run(
+            "population", "--patients", "6", "--seed", "2", "--out", str(pop), cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    table = pd.read_parquet(pop)
+    assert len(table) == 6 and "k10_per_min" in table.columns
+    sim = tmp_path / "sim.csv"
+    res = _run(
+        "simulate", "protocol1_single_infusion", "--population", str(pop),
+        "--outputs", "madrs,structural", "--days", "7", "--out", str(sim), cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = pd.read_csv(sim)
+    assert list(out.columns) == ["subject_id", "arm", "t_days", "madrs", "structural"]
+    assert len(out) == 6 * 8
+    assert (out.query("t_days == 1").madrs < out.query("t_days == 0").madrs.to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("population", "no-such-preset"),
+        ("population", "--patients", "0"),
+        ("population", "--out", "x.txt"),
+        ("simulate", "protocol1_single_infusion", "--population", "nope", "--out", "a.csv"),
+        ("simulate", "protocol1_single_infusion", "--days", "0", "--out", "a.csv"),
+        ("simulate", "protocol1_single_infusion", "--patients", "-3", "--out", "a.csv"),
+        ("simulate", "protocol1_single_infusion", "--out", "/no/such/folder/a.csv"),
+    ],
+)
+def test_population_commands_reject_bad_input_with_exit_2(args, tmp_path):
+    res = _run(*args, cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.startswith("error:") and "Traceback" not in res.stderr

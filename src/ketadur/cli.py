@@ -22,6 +22,7 @@ from ketadur.cli_common import (
     err_console,
     save_figure,
 )
+from ketadur.cli_population import register as register_population
 from ketadur.cli_protocols import app as protocols_app
 from ketadur.errors import KetadurInputError, from_validation_error
 from ketadur.model.parameters import REGISTRY
@@ -35,6 +36,7 @@ app = typer.Typer(
     "Research software: outputs are model-based hypotheses, never dosing instructions.",
 )
 app.add_typer(protocols_app, name="protocols")
+register_population(app)
 
 
 def _fmt_day(x: float) -> str:
@@ -161,6 +163,25 @@ def _parse_window(text: str) -> tuple[float, float]:
 
 @app.command("simulate")
 def simulate_cmd(
+    protocol: Annotated[
+        str | None,
+        typer.Argument(
+            help="Library protocol or YAML file: simulate a population with the fast engine "
+            "(--population ...). Without it, one patient on a built-in regimen (reference engine)."
+        ),
+    ] = None,
+    population: Annotated[
+        str, typer.Option(help="Population: a preset name or a .parquet/.csv table.")
+    ] = "trd-adults",
+    patients: Annotated[
+        int | None, typer.Option(help="Patients drawn from a preset (default 1000), or first N.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for the population and protocol.")] = 0,
+    arm: Annotated[str | None, typer.Option(help="Protocol arm (default: the first).")] = None,
+    outputs: Annotated[str, typer.Option(help="Comma-separated outputs (population mode).")] = (
+        "madrs"
+    ),
+    chunk_size: Annotated[int, typer.Option(help="Patients per chunk (population mode).")] = 2000,
     regimen: Annotated[
         Literal["single", "six", "six-cbt"],
         typer.Option(help="Built-in regimen, unless --infusion-days is given."),
@@ -182,12 +203,32 @@ def simulate_cmd(
     baseline_madrs: Annotated[float, typer.Option(help="MADRS at day 0.")] = 32.0,
     tolerance_propensity: Annotated[float, typer.Option(help="1 = typical.")] = 1.0,
     trkb_deleted: Annotated[bool, typer.Option(help="Preclinical TrkB deletion.")] = False,
-    days: Annotated[float, typer.Option(help="Simulated days.")] = 56.0,
-    out: Annotated[Path | None, typer.Option(help="Write the table (.csv).")] = None,
+    days: Annotated[
+        float | None, typer.Option(help="Simulated days (default 56, or the protocol's).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the table (.csv; population mode .parquet/.csv).")
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a 4-panel figure.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Simulate one patient with the reference engine."""
+    """Simulate one patient with the reference engine, or a population on a protocol."""
+    if protocol is not None:
+        from ketadur.cli_population import simulate_population_cmd
+
+        simulate_population_cmd(
+            protocol,
+            arm=arm,
+            population=population,
+            patients=patients,
+            seed=seed,
+            days=days,
+            outputs=outputs,
+            out=out,
+            chunk_size=chunk_size,
+        )
+        return
+    days = 56.0 if days is None else days
     from ketadur.demo import demo_regimens
     from ketadur.engine.reference import simulate
     from ketadur.model.patient import Patient

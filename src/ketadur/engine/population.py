@@ -225,6 +225,38 @@ def _adaptive_chunk(
     return pd.concat(parts, ignore_index=True)
 
 
+def check_request(
+    protocol: Protocol,
+    population: pd.DataFrame,
+    *,
+    arm: str | None = None,
+    days: float | None = None,
+    outputs: Sequence[str] = DEFAULT_OUTPUTS,
+    output_days: Sequence[float] | None = None,
+    chunk_size: int = 2000,
+) -> tuple[pd.DataFrame, Arm, float, np.ndarray, tuple[str, ...], bool]:
+    """Check the arguments of :func:`simulate_population` before any work is done; returns the
+    validated table, the arm, days, output days, output names and whether the arm is adaptive."""
+    df = validate_population(population)
+    chosen = protocol.arm(arm)
+    days = float(protocol.duration_days if days is None else days)
+    t_out = _output_days(days, output_days)
+    names = _check_outputs(outputs)
+    if not (isinstance(chunk_size, int) and chunk_size > 0):
+        raise KetadurInputError("chunk_size", "must be a positive integer", chunk_size)
+    adaptive = is_adaptive(chosen)
+    if adaptive:
+        if days > protocol.duration_days:
+            raise KetadurInputError(
+                "days", f"an adaptive protocol runs for its duration ({protocol.duration_days:g})"
+            )
+        if np.any(np.abs(t_out * 24.0 - np.round(t_out * 24.0)) > 1e-6):
+            raise KetadurInputError(
+                "output_days", "must fall on whole hours for an adaptive protocol", ...
+            )
+    return df, chosen, days, t_out, names, adaptive
+
+
 def simulate_population(
     protocol: Protocol,
     population: pd.DataFrame,
@@ -256,23 +288,10 @@ def simulate_population(
     >>> table.shape, bool((table.query("t_days == 1").madrs < 32).all())
     ((32, 3), True)
     """
-    df = validate_population(population)
-    chosen = protocol.arm(arm)
-    days = float(protocol.duration_days if days is None else days)
-    t_out = _output_days(days, output_days)
-    names = _check_outputs(outputs)
-    if not (isinstance(chunk_size, int) and chunk_size > 0):
-        raise KetadurInputError("chunk_size", "must be a positive integer", chunk_size)
-    adaptive = is_adaptive(chosen)
-    if adaptive:
-        if days > protocol.duration_days:
-            raise KetadurInputError(
-                "days", f"an adaptive protocol runs for its duration ({protocol.duration_days:g})"
-            )
-        if np.any(np.abs(t_out * 24.0 - np.round(t_out * 24.0)) > 1e-6):
-            raise KetadurInputError(
-                "output_days", "must fall on whole hours for an adaptive protocol", ...
-            )
+    df, chosen, days, t_out, names, adaptive = check_request(
+        protocol, population, arm=arm, days=days, outputs=outputs, output_days=output_days,
+        chunk_size=chunk_size,
+    )  # fmt: skip
     done = 0
     for start in range(0, len(df), chunk_size):
         part = df.iloc[start : start + chunk_size]
