@@ -194,6 +194,26 @@ def _pk_advance(zs, zr, lam, w, u, h, zs_out, zr_out):
 
 
 @nb.njit(cache=True)
+def _drug_present(zs, zr, v, lam, u):
+    """False once no IV input runs and every decaying PK mode is negligible (< 1e-12 mg or mg/L
+    in any observed compartment); those modes are then set to zero so PK work can be skipped."""
+    if u[0] != 0.0 or u[1] != 0.0:
+        return True
+    bound = 0.0
+    for m in range(N_LOCAL):
+        if lam[m] < 0.0:
+            size = abs(v[_CEK, m]) + abs(v[_CENK, m]) + abs(v[_CEN, m]) + abs(v[_NK, m])
+            bound += size * (abs(zs[m]) + abs(zr[m]))
+    if bound >= 1e-12:
+        return True
+    for m in range(N_LOCAL):
+        if lam[m] < 0.0:
+            zs[m] = 0.0
+            zr[m] = 0.0
+    return False
+
+
+@nb.njit(cache=True)
 def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row):
     conc = np.empty(4)
     plasma = np.empty(2)
@@ -301,17 +321,22 @@ def _integrate_one(
     n_steps = 0
     h = 0.01
     t = t_start
+    drug = True
     while True:
         if bp_t[b] == t and t < t_end:
             for j in range(jptr[b], jptr[b + 1]):
                 if j_kind[j] == JUMP_DOSE:
                     _apply_dose(zs, zr, v_inv, j_delta[j])
+                    drug = True
                     h = 0.01
                 elif j_kind[j] == JUMP_SESSION:
                     y[9] += _SESSION(y[9], y[4], j_value[j], sc)
                 else:
                     y[10] += j_value[j]
         u = bp_u[b]
+        drug = drug or u[0] != 0.0 or u[1] != 0.0
+        if not drug:
+            conc[:] = 0.0
         last = b + 1 >= n_bp or bp_t[b + 1] >= t_end
         t_seg = t_end if last else bp_t[b + 1]
         while True:
@@ -333,15 +358,17 @@ def _integrate_one(
                 hit = t + h_try >= target
                 step = target - t if hit else h_try
                 # ETDRK3 (Cox & Matthews 2002) with its embedded second-order solution.
-                _pk_observe(zs, zr, v, pkc, conc, plasma)
+                if drug:
+                    _pk_observe(zs, zr, v, pkc, conc, plasma)
                 mtor, rate = _RHS(y, conc, u, cc, sc, f0)
                 _loss(y, mtor, rate, u, cc, sc, lo)
                 for i in range(N_NL):
                     e2, q1, _, _ = _phi(-lo[i] * 0.5 * step)
                     n0[i] = f0[i] + lo[i] * y[i]
                     a[i] = e2 * y[i] + 0.5 * step * q1 * n0[i]
-                _pk_advance(zs, zr, lam, w, u, 0.5 * step, zs1, zr1)
-                _pk_observe(zs1, zr1, v, pkc, conc, plasma)
+                if drug:
+                    _pk_advance(zs, zr, lam, w, u, 0.5 * step, zs1, zr1)
+                    _pk_observe(zs1, zr1, v, pkc, conc, plasma)
                 _RHS(a, conc, u, cc, sc, f1)
                 for i in range(N_NL):
                     na[i] = f1[i] + lo[i] * a[i]
@@ -351,8 +378,9 @@ def _integrate_one(
                     c1[i] = p1
                     c2[i] = p2
                     c3[i] = p3
-                _pk_advance(zs, zr, lam, w, u, step, zs1, zr1)
-                _pk_observe(zs1, zr1, v, pkc, conc, plasma)
+                if drug:
+                    _pk_advance(zs, zr, lam, w, u, step, zs1, zr1)
+                    _pk_observe(zs1, zr1, v, pkc, conc, plasma)
                 _RHS(bb, conc, u, cc, sc, f1)
                 err = 0.0
                 for i in range(N_NL):
@@ -368,8 +396,12 @@ def _integrate_one(
                 if err <= 1.0:
                     t = target if hit else t + step
                     y[:] = y1
-                    zs[:] = zs1
-                    zr[:] = zr1
+                    if drug:
+                        zs[:] = zs1
+                        zr[:] = zr1
+                        drug = _drug_present(zs, zr, v, lam, u)
+                        if not drug:
+                            conc[:] = 0.0
                     h = step * (5.0 if err < 1e-12 else min(5.0, 0.9 * err ** (-1.0 / 3.0)))
                     if hit:
                         h = max(h, h_try)
