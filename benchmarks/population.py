@@ -1,0 +1,102 @@
+"""Population-engine benchmark (a script that prints figures; not a test).
+
+    python benchmarks/population.py [--patients 10000] [--days 365] [--seed 0]
+
+(a) patient-years per second of the fast engine for N patients x D days of six-infusion induction
+    followed by weekly maintenance; (c) the process's peak memory (resident set). (b) the
+    libRoadRunner comparison needs the SBML export, which is not built yet: it is reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import time
+
+import numpy as np
+import pandas as pd
+
+from ketadur.engine.fast import FastSettings
+from ketadur.engine.population import simulate_population
+from ketadur.population.generate import generate_population
+from ketadur.protocols.io import protocol_from_dict
+
+
+def induction_weekly(days: float):
+    """Six infusions in two weeks, then weekly infusions to the end (no entry criteria)."""
+    drug = {
+        "drug": "racemic_ketamine",
+        "route": "iv",
+        "dose_mg_per_kg": 0.5,
+        "infusion_minutes": 40,
+    }
+    return protocol_from_dict(
+        {
+            "name": "benchmark_induction_weekly",
+            "title": "Induction then weekly maintenance (benchmark)",
+            "summary": "Six 0.5 mg/kg infusions over two weeks, then weekly infusions.",
+            "evidence": "synthesised",
+            "citations": ["benchmark design, no source"],
+            "duration_days": days,
+            "arms": [
+                {
+                    "name": "weekly",
+                    "phases": [
+                        {
+                            "name": "induction",
+                            "duration_days": 14,
+                            "drugs": [{**drug, "schedule": {"days": [0, 2, 4, 7, 9, 11]}}],
+                        },
+                        {
+                            "name": "maintenance",
+                            "duration_days": days - 14,
+                            "drugs": [
+                                {**drug, "schedule": {"every_days": 7, "until_day": days - 15}}
+                            ],
+                        },
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--days", type=float, default=365.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk-size", type=int, default=2000)
+    args = parser.parse_args()
+    protocol = induction_weekly(args.days)
+    settings = FastSettings()
+    warm = generate_population("trd-adults", 2, seed=args.seed)
+    next(simulate_population(protocol, warm, days=7))  # load the compiled kernels
+    start = time.perf_counter()
+    population = generate_population("trd-adults", args.patients, seed=args.seed)
+    drawn = time.perf_counter()
+    rows = 0
+    for chunk in simulate_population(
+        protocol, population, outputs=("madrs",), chunk_size=args.chunk_size, settings=settings
+    ):
+        rows += len(chunk)
+        assert np.isfinite(chunk["madrs"]).all()
+    end = time.perf_counter()
+    years = args.patients * args.days / 365.25
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}")
+    print(f"design: induction (6 infusions) + weekly maintenance, {args.days:g} days")
+    print(f"patients: {args.patients}, tolerances rtol={settings.rtol:g} atol={settings.atol:g}")
+    print(f"population drawn in {drawn - start:.1f} s")
+    print(
+        f"(a) fast engine: {years:.0f} patient-years in {end - drawn:.1f} s = "
+        f"{years / (end - drawn):.1f} patient-years/s ({rows} output rows)"
+    )
+    print("(b) libRoadRunner: not available yet (SBML export not built)")
+    print(f"(c) peak memory (resident): {peak_mib:.0f} MiB")
+    print(pd.Series({"patient_years_per_s": years / (end - drawn)}).to_string())
+
+
+if __name__ == "__main__":
+    main()
