@@ -286,7 +286,7 @@ def simulate_population(
     >>> pop = generate_population("trd-adults", 4, seed=1)
     >>> table = next(simulate_population(load_protocol("protocol1_single_infusion"), pop, days=7))
     >>> table.shape, bool((table.query("t_days == 1").madrs < 32).all())
-    ((32, 3), True)
+    ((32, 4), True)
     """
     df, chosen, days, t_out, names, adaptive = check_request(
         protocol, population, arm=arm, days=days, outputs=outputs, output_days=output_days,
