@@ -161,3 +161,15 @@ def test_fast_engine_agrees_with_the_reference_engine(name, arm):
     result = compare_arm(load_protocol(name), arm, pop)
     worst = result.sort_values("max_rel_diff").iloc[-1]
     assert result["within_tolerance"].all(), worst.to_dict()
+
+
+def test_a_two_worker_dask_cluster_gives_the_single_process_result_bit_for_bit():
+    from ketadur.engine.distributed import simulate_population_distributed
+
+    pop = generate_population("trd-adults", 6, seed=8)
+    fixed = load_protocol("induction_thrice_weekly")
+    adaptive = load_protocol("booster_on_relapse")
+    for protocol in (fixed, adaptive):
+        single = pd.concat(simulate_population(protocol, pop, seed=5), ignore_index=True)
+        spread = simulate_population_distributed(protocol, pop, shards=3, n_workers=2, seed=5)
+        pd.testing.assert_frame_equal(single, spread, check_exact=True)

@@ -182,6 +182,12 @@ def simulate_cmd(
         "madrs"
     ),
     chunk_size: Annotated[int, typer.Option(help="Patients per chunk (population mode).")] = 2000,
+    shards: Annotated[
+        int, typer.Option(help="Split over a local Dask cluster in N shards (0: in process).")
+    ] = 0,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address for an existing cluster.")
+    ] = None,
     regimen: Annotated[
         Literal["single", "six", "six-cbt"],
         typer.Option(help="Built-in regimen, unless --infusion-days is given."),
@@ -226,6 +232,8 @@ def simulate_cmd(
             outputs=outputs,
             out=out,
             chunk_size=chunk_size,
+            shards=shards,
+            scheduler=scheduler,
         )
         return
     days = 56.0 if days is None else days

@@ -69,6 +69,8 @@ def simulate_population_cmd(
     outputs: str,
     out: Path | None,
     chunk_size: int,
+    shards: int = 0,
+    scheduler: str | None = None,
 ) -> None:
     """Simulate a population on a protocol arm with the fast engine, streaming to ``out``."""
     from ketadur.engine.population import check_request, simulate_population, write_chunks
@@ -85,6 +87,19 @@ def simulate_population_cmd(
     names = tuple(o.strip() for o in outputs.split(",") if o.strip())
     check_request(protocol, table, arm=arm, days=days, outputs=names, chunk_size=chunk_size)
     start = time.perf_counter()
+    if shards < 0:
+        raise KetadurInputError("--shards", "must be >= 0 (0: run in this process)", shards)
+    if shards > 0 or scheduler is not None:
+        from ketadur.engine.distributed import simulate_population_distributed
+
+        with err_console.status("simulating on Dask"):
+            result = simulate_population_distributed(
+                protocol, table, shards=max(shards, 2), scheduler=scheduler, arm=arm,
+                days=days, outputs=names, seed=seed,
+            )  # fmt: skip
+        write_chunks(iter([result]), out)
+        _report(protocol, arm, table, days, start, out)
+        return
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -104,6 +119,10 @@ def simulate_population_cmd(
             progress=lambda done: bar.update(task, completed=done),
         )
         write_chunks(chunks, out)
+    _report(protocol, arm, table, days, start, out)
+
+
+def _report(protocol, arm, table, days, start: float, out: Path) -> None:
     elapsed = time.perf_counter() - start
     chosen = protocol.arm(arm).name
     span = protocol.duration_days if days is None else days
