@@ -2,7 +2,7 @@
 
 Technique (chosen by measurement, see ``docs/benchmarks.md``):
 
-- the linear PK block is propagated exactly in modal form (:mod:`ketadur.engine.pk_modes`), so the
+- the linear PK block is propagated exactly in modal form (:mod:`ketadur.model.pk_modes`), so the
   very fast effect-site equilibration (ke0 ~ 300/h) costs nothing and needs no small steps;
 - the eleven cascade and synapse states are integrated by a third-order exponential Runge-Kutta
   method (ETDRK3, Cox & Matthews, J Comput Phys 2002;176:430) whose stiff part is each state's own
@@ -28,7 +28,6 @@ import numpy as np
 from numba.np.unsafe.ndarray import to_fixed_tuple
 from numpy.typing import NDArray
 
-from ketadur.engine.pk_modes import pk_modes
 from ketadur.engine.reference import Span
 from ketadur.errors import KetadurInputError
 from ketadur.model import pk
@@ -535,7 +534,7 @@ def integrate_span_fast(
 ) -> Span:
     """Drop-in for :func:`ketadur.engine.reference.integrate_span` using the fast engine."""
     arrays = schedule_arrays(schedule)
-    modes = pk_modes(model.a_pk[None, :N_LOCAL, :N_LOCAL])
+    modes = model.pk_modes
     t_out = np.asarray(t_out_h, dtype=float)
     codes = np.arange(_STATE_CODE, _STATE_CODE + len(STATE_NAMES), dtype=np.int64)
     out = np.full((1, t_out.size, codes.size), np.nan)

@@ -30,14 +30,14 @@ from ketadur.engine.fast import (
     integrate_batch,
     output_codes,
 )
-from ketadur.engine.pk_modes import pk_modes
 from ketadur.errors import KetadurInputError
 from ketadur.model import pk
 from ketadur.model.cascade import CascadeConstants
 from ketadur.model.parameters import REGISTRY
 from ketadur.model.pk import PKConstants
+from ketadur.model.pk_modes import pk_modes
 from ketadur.model.synapse_mood import SynapseConstants
-from ketadur.model.system import N_STATES, STATE_NAMES, compile_schedule_batch
+from ketadur.model.system import N_STATES, compile_schedule_batch, initial_states
 from ketadur.population.table import (
     check_table_path,
     life_event_arrays,
@@ -107,13 +107,11 @@ def population_arrays(df: pd.DataFrame) -> PopulationArrays:
     a = pk.pk_matrices(pkc)[0].reshape(n, pk.N_PK, pk.N_PK)
     n_local = len(pk.PK_LOCAL)
     modes = pk_modes(a[:, :n_local, :n_local])
-    y0 = np.zeros((n, N_STATES))
-    y0[:, STATE_NAMES.index("bdnf")] = 1.0
-    y0[:, STATE_NAMES.index("dusp6")] = 1.0
-    y0[:, STATE_NAMES.index("situational")] = df["situational_madrs"].to_numpy(dtype=float)
+    y0 = initial_states(df["situational_madrs"].to_numpy(dtype=float))
+    per_patient = PKConstants(*(np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in pkc))
     return PopulationArrays(
-        pkc=PKConstants(*(np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in pkc)),
-        pkc_rows=_rows(pkc, n),
+        pkc=per_patient,
+        pkc_rows=np.column_stack(per_patient),
         cc_rows=_rows(cc, n),
         sc_rows=_rows(sc, n),
         mindfulness_weight=np.broadcast_to(sc.mindfulness_weight, (n,)).astype(float),

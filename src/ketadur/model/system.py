@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -24,20 +25,12 @@ from ketadur.model import synapse_mood as syn
 from ketadur.model.kernels import NONLINEAR_STATES, SIGNALS
 from ketadur.model.kernels import PYTHON_KERNELS as KERNELS
 from ketadur.model.patient import Patient
+from ketadur.model.pk_modes import PKModes, pk_modes
 from ketadur.regimen import Regimen
 
-CASCADE_STATES = ("glutamate", "bdnf", "erk", "dusp6")
-SYNAPSE_STATES = (
-    "potentiation",
-    "structural",
-    "stabilised",
-    "homeostasis",
-    "tolerance",
-    "consolidated",
-    "situational",
-)
+CASCADE_STATES = NONLINEAR_STATES[:4]
+SYNAPSE_STATES = NONLINEAR_STATES[4:]
 STATE_NAMES: tuple[str, ...] = pk.PK_STATES + CASCADE_STATES + SYNAPSE_STATES
-assert CASCADE_STATES + SYNAPSE_STATES == NONLINEAR_STATES
 N_STATES = len(STATE_NAMES)
 _I = {name: i for i, name in enumerate(STATE_NAMES)}
 
@@ -104,6 +97,15 @@ class Schedule:
     jumps: tuple[tuple[Jump, ...], ...]
 
 
+def initial_states(situational_madrs: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Untreated steady states (n, N_STATES) of patients with these situational loads (MADRS)."""
+    y = np.zeros((len(situational_madrs), N_STATES))
+    y[:, _I["bdnf"]] = 1.0
+    y[:, _I["dusp6"]] = 1.0
+    y[:, _I["situational"]] = situational_madrs
+    return y
+
+
 @dataclass(frozen=True)
 class CompiledModel:
     """The model for one patient: constants, initial state and the functions engines call."""
@@ -117,11 +119,13 @@ class CompiledModel:
 
     def initial_state(self) -> NDArray[np.float64]:
         """The untreated patient at steady state (no drug, baseline signalling)."""
-        y = np.zeros(N_STATES)
-        y[_I["bdnf"]] = 1.0
-        y[_I["dusp6"]] = 1.0
-        y[_I["situational"]] = self.patient.situational_madrs
-        return y
+        return initial_states(np.array([self.patient.situational_madrs]))[0]
+
+    @cached_property
+    def pk_modes(self) -> PKModes:
+        """Modal form of the patient's PK block (one enantiomer; S and R share it)."""
+        n = len(pk.PK_LOCAL)
+        return pk_modes(self.a_pk[None, :n, :n])
 
     def _conc_um(self, y_pk: NDArray[np.float64]) -> NDArray[np.float64]:
         conc = pk.unbound_effect_site_um(self.pkc, y_pk)

@@ -69,6 +69,28 @@ def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
     return values
 
 
+def _in_range(
+    df: pd.DataFrame,
+    col: str,
+    lo: float,
+    hi: float,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    what: str = "",
+) -> np.ndarray:
+    """Column ``col`` as floats, or an error naming the first subject outside the interval."""
+    values = _numeric(df, col)
+    bad = (values <= lo if lo_open else values < lo) | (values >= hi if hi_open else values > hi)
+    if bad.any():
+        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise KetadurInputError(
+            f"population.{col}",
+            f"must lie in {what}{interval} (subject {_bad_row(df, bad)})",
+            float(values[bad][0]),
+        )
+    return values
+
+
 def _parse_life_events(text: Any, subject: str) -> list[tuple[float, float]]:
     if text is None or (isinstance(text, float) and np.isnan(text)) or str(text).strip() == "":
         return []
@@ -137,19 +159,7 @@ def validate_population(df: pd.DataFrame) -> pd.DataFrame:
     for col in REQUIRED[1:] + OPTIONAL:
         if col in ("bdnf_genotype", "trkb_deleted", "background_antidepressant", "life_events"):
             continue
-        values = _numeric(out, col)
-        lo, hi, lo_open, hi_open = _limits(col)
-        bad = (values <= lo if lo_open else values < lo) | (
-            values >= hi if hi_open else values > hi
-        )
-        if bad.any():
-            raise KetadurInputError(
-                f"population.{col}",
-                f"must lie in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'} "
-                f"(subject {_bad_row(out, bad)})",
-                float(values[bad][0]),
-            )
-        out[col] = values
+        out[col] = _in_range(out, col, *_limits(col))
     over = out["situational_madrs"].to_numpy() > out["baseline_madrs"].to_numpy()
     if over.any():
         raise KetadurInputError(
@@ -160,16 +170,7 @@ def validate_population(df: pd.DataFrame) -> pd.DataFrame:
         if name not in out.columns:
             out[name] = p.default
             continue
-        values = _numeric(out, name)
-        bad = (values < p.lower) | (values > p.upper)
-        if bad.any():
-            raise KetadurInputError(
-                f"population.{name}",
-                f"must lie in the registry's plausible range [{p.lower:g}, {p.upper:g}] "
-                f"(subject {_bad_row(out, bad)})",
-                float(values[bad][0]),
-            )
-        out[name] = values
+        out[name] = _in_range(out, name, p.lower, p.upper, what="the registry's plausible range ")
     for subject, text in zip(out["subject_id"], out["life_events"], strict=True):
         _parse_life_events(text, subject)
     out["life_events"] = out["life_events"].fillna("").astype(str)
