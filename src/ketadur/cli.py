@@ -24,6 +24,7 @@ from ketadur.cli_common import (
 )
 from ketadur.cli_population import register as register_population
 from ketadur.cli_protocols import app as protocols_app
+from ketadur.cli_sbml import register as register_sbml
 from ketadur.errors import KetadurInputError, from_validation_error
 from ketadur.model.parameters import REGISTRY
 
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 app.add_typer(protocols_app, name="protocols")
 register_population(app)
+register_sbml(app)
 
 
 def _fmt_day(x: float) -> str:

@@ -177,7 +177,7 @@ def _fixed_chunk(
         arrays.pkc_rows, arrays.cc_rows, arrays.sc_rows, lam, v, v_inv,
         batch.bp_t, batch.bp_u, batch.jptr, kinds, batch.j_value, batch.j_delta,
         le_ptr, le_t, le_points, arrays.y0, 0.0, days * 24.0, t_out_h, codes,
-        settings.rtol, settings.atol, settings.max_step_h, out, y_end, steps,
+        *settings.state_tolerances(), settings.max_step_h, out, y_end, steps,
     )  # fmt: skip
     failed = steps < 0
     if failed.any():
