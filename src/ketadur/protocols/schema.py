@@ -302,9 +302,16 @@ class EndpointDefinition(_Strict):
     improvement_percent_below: float | None = Field(None, gt=0, le=100)
     at_least: int = Field(1, ge=1, le=52)
     of_last: int = Field(1, ge=1, le=52)
+    gap_days: tuple[float, float] | None = Field(
+        None,
+        description="Allowed days between consecutive visits of the run (e.g. [5, 15]); used by "
+        "the trial analysis (ketadur.trials.endpoints).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EndpointDefinition:
+        if self.gap_days is not None and not 0 <= self.gap_days[0] <= self.gap_days[1]:
+            raise KetadurInputError("gap_days", "must be [low, high] with 0 <= low <= high", 0)
         thresholds = (
             self.madrs_at_most,
             self.madrs_at_least,

@@ -1,0 +1,170 @@
+"""Observations: one schema for simulated and real patients (DESIGN section 2).
+
+An :class:`Observations` holds two tidy tables:
+
+- ``visits``: one row per measurement taken — ``subject_id``, ``arm``, ``t_days``, ``measure``
+  (``madrs``, ``plasma_bdnf_ng_per_ml``, ...), ``value``;
+- ``events``: what was given — ``subject_id``, ``arm``, ``t_days``, ``kind`` (``dose``,
+  ``session``, ``dropout``), ``drug``, ``route``, ``amount_mg``.
+
+Endpoints and statistics (:mod:`ketadur.trials.endpoints`, :mod:`ketadur.trials.survival`) read only
+these tables, so a virtual trial and a real study are analysed by the same code.
+:func:`observe` turns model values at the visits into what a study would record: MADRS with rater
+noise, rounded to whole points; plasma BDNF with assay noise; missed visits; dropout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import norm
+
+from ketadur.errors import KetadurInputError
+
+VISIT_COLUMNS = ("subject_id", "arm", "t_days", "measure", "value")
+EVENT_COLUMNS = ("subject_id", "arm", "t_days", "kind", "drug", "route", "amount_mg")
+EVENT_KINDS = ("dose", "session", "dropout")
+
+
+class ObservationModel(BaseModel):
+    """How visits are observed. Defaults and their sources:
+
+    - ``madrs_rater_sd_points`` 2.5: derived from the MADRS test-retest ICC of 0.89 with the
+      structured interview guide (Williams JBW, Kobak KA. Br J Psychiatry 2008;192:52-58) and a
+      between-patient SD of about 7.5 points (assumed): 7.5 * sqrt(1 - 0.89) = 2.5;
+    - ``bdnf_assay_cv`` 0.10: inter-assay CV of commercial BDNF ELISAs, about 5-15 %
+      (Polacchini A et al. Sci Rep 2015;5:17989);
+    - ``missed_visit_probability`` 0.05 and ``dropout_per_week`` 0.01 (about 23 % over 26 weeks):
+      assumed, of the order of discontinuation in ketamine maintenance trials; set them to the
+      study's own figures. The baseline visit is never missed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    madrs_rater_sd_points: float = Field(2.5, ge=0, le=10)
+    bdnf_assay_cv: float = Field(0.10, ge=0, le=1)
+    missed_visit_probability: float = Field(0.05, ge=0, lt=1)
+    dropout_per_week: float = Field(0.01, ge=0, lt=1)
+    round_madrs: bool = True
+
+
+TYPICAL_OBSERVATION = ObservationModel()
+"""The default observation model (sourced or stated defaults above)."""
+
+NOISELESS = ObservationModel(
+    madrs_rater_sd_points=0.0, bdnf_assay_cv=0.0, missed_visit_probability=0.0, dropout_per_week=0.0
+)
+"""Observation without noise, missed visits or dropout (the model's values at the visits)."""
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Visits and events of one study (simulated or real); see the module docstring."""
+
+    visits: pd.DataFrame
+    events: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        check_columns(self.visits, VISIT_COLUMNS, "visits")
+        check_columns(self.events, EVENT_COLUMNS, "events")
+        bad = ~self.events["kind"].isin(EVENT_KINDS)
+        if bad.any():
+            raise KetadurInputError(
+                "events.kind", f"must be one of {EVENT_KINDS}", self.events["kind"][bad].iloc[0]
+            )
+
+    @property
+    def arms(self) -> list[str]:
+        """Arms in order of first appearance."""
+        return list(dict.fromkeys(self.visits["arm"]))
+
+    def arm(self, name: str) -> Observations:
+        """The observations of one arm."""
+        return Observations(
+            self.visits[self.visits["arm"] == name].reset_index(drop=True),
+            self.events[self.events["arm"] == name].reset_index(drop=True),
+        )
+
+    def measure(self, name: str) -> pd.DataFrame:
+        """Visits of one measure, wide by nothing: subject_id, arm, t_days, value."""
+        v = self.visits[self.visits["measure"] == name]
+        return v[["subject_id", "arm", "t_days", "value"]].reset_index(drop=True)
+
+
+def check_columns(df: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    """Refuse a table that lacks any of ``columns``, naming the first missing one."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KetadurInputError(f"{what}.{missing[0]}", "required column is missing")
+
+
+def _uniform(seed: int, subject_index: int, stream: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, subject_index, stream]).random(n)
+
+
+def observe(
+    truth: Observations,
+    model: ObservationModel = TYPICAL_OBSERVATION,
+    *,
+    seed: int = 0,
+    subject_index: dict[str, int] | None = None,
+) -> Observations:
+    """What a study would record of the model values in ``truth``.
+
+    Each patient draws from its own streams (``seed``, patient index, purpose), so a patient's
+    noise, missed visits and dropout do not depend on the other patients, nor on the arm: in a
+    comparison the same patient drops out on the same day in every arm (common random numbers).
+    ``subject_index`` maps subject ids to those indices (default: order of first appearance).
+    """
+    visits = truth.visits
+    ids = list(dict.fromkeys(visits["subject_id"]))
+    index = subject_index or {s: i for i, s in enumerate(ids)}
+    out_visits, dropouts = [], []
+    for (arm, subject), rows in visits.groupby(["arm", "subject_id"], sort=False):
+        k = index[subject]
+        rows = rows.sort_values(["t_days", "measure"], kind="stable")
+        n = len(rows)
+        value = rows["value"].to_numpy(dtype=float).copy()
+        is_madrs = (rows["measure"] == "madrs").to_numpy()
+        is_bdnf = (rows["measure"] == "plasma_bdnf_ng_per_ml").to_numpy()
+        # Normal deviates from uniforms by inverse CDF keep each stream a plain uniform sequence.
+        z = norm.ppf(np.clip(_uniform(seed, k, 1, n), 1e-12, 1 - 1e-12))
+        value[is_madrs] = value[is_madrs] + model.madrs_rater_sd_points * z[is_madrs]
+        if model.round_madrs:
+            value[is_madrs] = np.round(value[is_madrs])
+        value[is_madrs] = np.clip(value[is_madrs], 0.0, 60.0)
+        cv = model.bdnf_assay_cv
+        if cv > 0:
+            sigma = np.sqrt(np.log1p(cv * cv))
+            value[is_bdnf] = value[is_bdnf] * np.exp(sigma * z[is_bdnf] - 0.5 * sigma * sigma)
+        t = rows["t_days"].to_numpy(dtype=float)
+        kept = _uniform(seed, k, 2, n) >= model.missed_visit_probability
+        kept |= t == t.min()  # the baseline visit is never missed
+        if model.dropout_per_week > 0:
+            rate_per_day = -np.log1p(-model.dropout_per_week) / 7.0
+            u = _uniform(seed, k, 3, 1)[0]
+            t_drop = -np.log1p(-u) / rate_per_day
+            if t_drop < t.max():
+                kept &= t <= t_drop
+                dropouts.append((subject, arm, float(t_drop)))
+        part = rows.loc[kept, list(VISIT_COLUMNS)].copy()
+        part["value"] = value[kept]
+        out_visits.append(part)
+    events = truth.events
+    if dropouts:
+        drop = pd.DataFrame(dropouts, columns=["subject_id", "arm", "t_days"])
+        last = drop.set_index(["arm", "subject_id"])["t_days"]
+        key = pd.MultiIndex.from_frame(events[["arm", "subject_id"]])
+        after = last.reindex(key).fillna(np.inf).to_numpy()
+        events = events[events["t_days"].to_numpy() <= after]
+        drop = drop.assign(kind="dropout", drug="", route="", amount_mg=0.0)
+        events = pd.concat([events, drop[list(EVENT_COLUMNS)]], ignore_index=True)
+    visits_out = (
+        pd.concat(out_visits, ignore_index=True)
+        if out_visits
+        else pd.DataFrame(columns=list(VISIT_COLUMNS))
+    )
+    return Observations(visits_out, events.reset_index(drop=True))
