@@ -30,8 +30,8 @@ from ketadur.trials import endpoints as ep
 from ketadur.trials import survival as sv
 from ketadur.trials.observe import (
     EVENT_COLUMNS,
-    VISIT_COLUMNS,
     TYPICAL_OBSERVATION,
+    VISIT_COLUMNS,
     ObservationModel,
     Observations,
     observe,
