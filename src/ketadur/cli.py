@@ -25,6 +25,7 @@ from ketadur.cli_common import (
 from ketadur.cli_population import register as register_population
 from ketadur.cli_protocols import app as protocols_app
 from ketadur.cli_sbml import register as register_sbml
+from ketadur.cli_trial import register as register_trial
 from ketadur.errors import KetadurInputError, from_validation_error
 from ketadur.model.parameters import REGISTRY
 
@@ -39,6 +40,7 @@ app = typer.Typer(
 app.add_typer(protocols_app, name="protocols")
 register_population(app)
 register_sbml(app)
+register_trial(app)
 
 
 def _fmt_day(x: float) -> str:
@@ -47,59 +49,6 @@ def _fmt_day(x: float) -> str:
     if math.isinf(x):
         return "not lost"
     return f"{x:.1f}"
-
-
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="Figure file (.png/.svg/.pdf).")] = Path(
-        "ketadur-demo.png"
-    ),
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-) -> None:
-    """One typical patient under three regimens: MADRS table and a figure."""
-    from ketadur.demo import DEMO_DAYS, run_demo
-    from ketadur.model.patient import TYPICAL_PATIENT
-    from ketadur.reports.plots import plot_madrs_comparison
-
-    check_figure_path(out, "--out")
-    rows, results = run_demo()
-    save_figure(plot_madrs_comparison(results, baseline_madrs=TYPICAL_PATIENT.baseline_madrs), out)
-    if as_json:
-        doc = {
-            "patient": TYPICAL_PATIENT.subject_id,
-            "baseline_madrs": TYPICAL_PATIENT.baseline_madrs,
-            "regimens": [
-                {
-                    "name": r.regimen,
-                    "madrs_by_day": {f"{d:g}": round(v, 2) for d, v in r.madrs_by_day.items()},
-                    "day_response_lost": None
-                    if math.isnan(r.day_response_lost) or math.isinf(r.day_response_lost)
-                    else round(r.day_response_lost, 2),
-                }
-                for r in rows
-            ],
-            "figure": str(out),
-            "disclaimer": DISCLAIMER,
-        }
-        console.print_json(json.dumps(doc))
-        return
-    table = Table(
-        title=f"MADRS of the typical patient (baseline {TYPICAL_PATIENT.baseline_madrs:g})",
-        caption="response lost: first day MADRS is back above 50 % of baseline",
-    )
-    table.add_column("regimen", min_width=14)
-    for d in DEMO_DAYS:
-        table.add_column(f"d{d:g}", justify="right")
-    table.add_column("response lost (day)", justify="right")
-    for r in rows:
-        table.add_row(
-            r.regimen,
-            *(f"{v:.1f}" for v in r.madrs_by_day.values()),
-            _fmt_day(r.day_response_lost),
-        )
-    console.print(table)
-    console.print(f"Figure written to {out}")
-    console.print(f"[dim]{DISCLAIMER}[/dim]")
 
 
 @app.command()

@@ -75,14 +75,20 @@ class SimulationResult:
 
 
 def default_output_days(
-    regimen: Regimen, t_end_days: float, *, t_start_days: float = 0.0, step_hours: float = 1.0
+    regimen: Regimen,
+    t_end_days: float,
+    *,
+    t_start_days: float = 0.0,
+    step_hours: float = 1.0,
+    refine_doses: bool = True,
 ) -> NDArray[np.float64]:
     """A ``step_hours`` grid over ``[t_start_days, t_end_days]`` (both ends included), refined to
-    2 minutes for the 8 hours after each dose (to resolve PK peaks)."""
+    2 minutes for the 8 hours after each dose (to resolve PK peaks) unless ``refine_doses`` is
+    False."""
     step = step_hours / 24.0
     first = np.ceil(t_start_days / step - 1e-9) * step
     grids = [np.arange(first, t_end_days + 1e-9, step), np.array([t_start_days, t_end_days])]
-    for dose in regimen.doses:
+    for dose in regimen.doses if refine_doses else ():
         if dose.day < t_end_days and dose.day + 8.0 / 24.0 > t_start_days:
             grids.append(dose.day + np.arange(0.0, 8.0 * 60.0 + 1e-9, 2.0) / 1440.0)
     t = np.unique(np.round(np.concatenate(grids), 9))

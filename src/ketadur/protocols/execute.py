@@ -156,12 +156,14 @@ def run_protocol(
     solver: SolverSettings = _DEFAULT_SOLVER,
     output_step_hours: float = 1.0,
     engine: Literal["reference", "fast"] = "reference",
+    dense_after_doses: bool = True,
 ) -> ProtocolRun:
     """Simulate ``patient`` on ``arm`` (the first if None) of ``protocol`` for its whole duration.
 
     ``seed`` drives the randomised entry fractions (and nothing else); the same inputs give the same
     result bit for bit. Trajectories are reported every ``output_step_hours`` and every 2 minutes
-    for 8 hours after each dose. ``engine`` picks the integrator: the reference solver (``solver``
+    for 8 hours after each dose (unless ``dense_after_doses`` is False: trials that need only the
+    visits skip that work). ``engine`` picks the integrator: the reference solver (``solver``
     settings) or the fast engine (:mod:`ketadur.engine.fast`, its default tolerances).
 
     Examples
@@ -191,7 +193,11 @@ def run_protocol(
         regimen = _regimen(st)
         schedule = compile_schedule(model, regimen)
         t_out = default_output_days(
-            regimen, next_day, t_start_days=t_day, step_hours=output_step_hours
+            regimen,
+            next_day,
+            t_start_days=t_day,
+            step_hours=output_step_hours,
+            refine_doses=dense_after_doses,
         )
         if not final:  # the span's end is the next span's start (after what is given then)
             t_out = t_out[t_out < next_day]

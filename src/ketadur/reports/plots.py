@@ -48,23 +48,6 @@ def plot_trajectory(result: SimulationResult, *, title: str | None = None) -> Fi
     return fig
 
 
-def plot_madrs_comparison(
-    results: Sequence[SimulationResult], *, baseline_madrs: float, title: str = ""
-) -> Figure:
-    """MADRS over time for several regimens, with the response threshold (50 % of baseline)."""
-    fig = Figure(figsize=(9, 5), layout="constrained")
-    ax = fig.subplots()
-    for r in results:
-        ax.plot(r.table["t_days"], r.table["madrs"], label=r.provenance["regimen"]["name"])
-    ax.axhline(0.5 * baseline_madrs, ls="--", color="0.5", lw=1)
-    ax.text(0.0, 0.5 * baseline_madrs + 0.5, "response threshold (50 % of baseline)", fontsize=8)
-    ax.set(xlabel="days", ylabel="MADRS (0-60)", ylim=(0, max(40.0, baseline_madrs + 5)))
-    ax.set_title(title or "Typical patient, three regimens")
-    ax.legend()
-    fig.text(0.5, 0.0, _DISCLAIMER, ha="center", va="bottom", fontsize=8, color="0.4")
-    return fig
-
-
 def _mark_events(ax, doses: Sequence[float], sessions: Sequence[float]) -> None:
     if doses:
         ax.plot(doses, np.full(len(doses), 58.0), "v", color="tab:red", label="infusion")

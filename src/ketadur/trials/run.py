@@ -166,7 +166,7 @@ def _adaptive_truth(protocol, arm, df, seed, progress) -> tuple[pd.DataFrame, pd
     for k, (_, row) in enumerate(df.iterrows()):
         run = run_protocol(
             protocol, patient_of(row), arm=arm, seed=patient_seed(seed, k),
-            engine="fast", output_step_hours=24.0,
+            engine="fast", output_step_hours=24.0, dense_after_doses=False,
         )  # fmt: skip
         a = run.assessments
         a = a[a["measure"].isin(list(MEASURES))]

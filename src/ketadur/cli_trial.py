@@ -1,0 +1,201 @@
+"""``ketadur trial`` and ``ketadur demo``: in-silico trials on a virtual population."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from ketadur.cli_common import DISCLAIMER, check_suffix, console, err_console
+from ketadur.errors import KetadurInputError
+
+DEMO_PROTOCOL = "durability_comparison"
+DEMO_PATIENTS = 100
+
+
+def _check_positive(value: int, option: str) -> None:
+    if value <= 0:
+        raise KetadurInputError(option, "must be a positive integer", value)
+
+
+def _writable_folder(path: Path, option: str) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise KetadurInputError(option, "folder does not exist or is not writable", str(path))
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_trial_cmd(
+    protocol_name: str,
+    *,
+    population: str,
+    patients: int,
+    replicates: int,
+    seed: int,
+    as_json: bool,
+    report: Path | None,
+    out: Path | None,
+    title: str | None = None,
+):
+    """Check every input, run the trial with a progress bar, then print and write results."""
+    from ketadur.cli_population import _population_table
+    from ketadur.protocols.io import load_protocol
+    from ketadur.reports.trial_report import trial_html
+    from ketadur.trials.run import run_trial
+
+    _check_positive(patients, "--patients")
+    _check_positive(replicates, "--replicates")
+    if seed < 0:
+        raise KetadurInputError("--seed", "must be a non-negative integer", seed)
+    if report is not None:
+        check_suffix(report, (".html",), "--report")
+        _writable_folder(report, "--report")
+    if out is not None and out.exists() and not out.is_dir():
+        raise KetadurInputError("--out", "must be a folder", str(out))
+    protocol = load_protocol(protocol_name)
+    check_assessed(protocol)
+    table = _population_table(population, patients * replicates, seed)
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    n_arms = len(protocol.arms)
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("simulating arms", total=n_arms * len(table))
+        done_before: dict[str, int] = {}
+
+        def progress(arm: str, done: int) -> None:
+            done_before.setdefault(arm, len(done_before) * len(table))
+            bar.update(task, completed=done_before[arm] + done, description=f"arm {arm}")
+
+        result = run_trial(protocol, table, seed=seed, replicates=replicates, progress=progress)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        result.observations.visits.to_csv(out / "visits.csv", index=False)
+        result.observations.events.to_csv(out / "events.csv", index=False)
+        result.time_to_relapse.to_csv(out / "time_to_relapse.csv", index=False)
+        _write_text(out / "endpoints.json", json.dumps(result.to_json(), indent=1))
+    if report is not None:
+        _write_text(report, trial_html(result, title=title))
+    if as_json:
+        print(json.dumps(result.to_json()))
+        return result
+    _print_table(result)
+    if report is not None:
+        console.print(f"Report written to {report}")
+    if out is not None:
+        console.print(f"Tables written to {out}/")
+    console.print(f"[dim]{DISCLAIMER}[/dim]")
+    return result
+
+
+def check_assessed(protocol) -> None:
+    """Refuse a protocol whose endpoints need MADRS when some arm never assesses it."""
+    from ketadur.protocols.schedule import plan_arm
+
+    for arm in protocol.arms:
+        measures = {
+            m
+            for plan in plan_arm(protocol, arm)
+            for a in plan.phase.assessments
+            for m in a.measures
+        }
+        if "madrs" not in measures:
+            raise KetadurInputError(
+                f"arms.{arm.name}",
+                "endpoints are computed on MADRS visits, but this arm never assesses madrs",
+            )
+
+
+def _print_table(result) -> None:
+    def pct(x: float | None) -> str:
+        return "—" if x is None else f"{100.0 * x:.0f}"
+
+    first = result.settings.responder_window_days[1]
+    table = Table(
+        title=f"{result.protocol.name}: {result.n_patients} virtual patients per arm, "
+        f"seed {result.seed} ({result.runtime_s:.0f} s)",
+        caption=f"% of patients seen at the visit; relapse (loss of response) among those who "
+        f"responded by day {first:g}, Kaplan-Meier, days since first response",
+    )
+    e0 = next(iter(result.endpoints.values()))["endpoints"]
+    days = "/".join(e0["response_rate"])
+    relapse_days = "/".join(e0["relapse_rate"])
+    width = max(len(a) for a in result.endpoints)
+    table.add_column("arm", min_width=width, no_wrap=True)
+    for name, justify in (
+        (f"response % d{days}", "right"),
+        (f"remission % d{days}", "right"),
+        ("responders", "right"),
+        (f"relapse % by d{relapse_days}", "right"),
+        ("median days to relapse", "right"),
+        ("infusions", "right"),
+    ):
+        table.add_column(name, justify=justify)
+    for arm, values in result.endpoints.items():
+        e = values["endpoints"]
+        median = e["median_days_to_relapse"]["median"]
+        table.add_row(
+            arm,
+            "/".join(pct(x) for x in e["response_rate"].values()),
+            "/".join(pct(x) for x in e["remission_rate"].values()),
+            str(e["responders"]),
+            "/".join(pct(x) for x in e["relapse_rate"].values()),
+            "not reached" if median is None else f"{median:g}",
+            f"{e['infusions_per_patient']:.1f}",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ketadur trial`` and ``ketadur demo`` to ``app``."""
+
+    @app.command("trial")
+    def trial(
+        protocol: Annotated[str, typer.Argument(help="Library protocol name or YAML file.")],
+        patients: Annotated[int, typer.Option(help="Patients per arm (per replicate).")] = 200,
+        replicates: Annotated[
+            int, typer.Option(help="Replicate trials of --patients each (spread of endpoints).")
+        ] = 1,
+        seed: Annotated[int, typer.Option(help="Random seed (>= 0).")] = 0,
+        population: Annotated[
+            str, typer.Option(help="Population preset or table (.parquet/.csv).")
+        ] = "trd-adults",
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+        report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+        out: Annotated[
+            Path | None, typer.Option(help="Folder for visits, events and endpoint tables.")
+        ] = None,
+    ) -> None:
+        """Run an in-silico trial: every arm on the same virtual patients, observed like a study."""
+        run_trial_cmd(
+            protocol, population=population, patients=patients, replicates=replicates,
+            seed=seed, as_json=as_json, report=report, out=out,
+        )  # fmt: skip
+
+    @app.command("demo")
+    def demo(
+        patients: Annotated[int, typer.Option(help="Patients per arm.")] = DEMO_PATIENTS,
+        seed: Annotated[int, typer.Option(help="Random seed (>= 0).")] = 0,
+        report: Annotated[Path, typer.Option(help="HTML report file.")] = Path("ketadur-demo.html"),
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    ) -> None:
+        """The main job: ten ways of giving ketamine compared on one virtual TRD population
+        (single infusion, induction, maintenance, KAP, mindfulness, lifestyle, DUSP6 adjunct)."""
+        run_trial_cmd(
+            DEMO_PROTOCOL, population="trd-adults", patients=patients, replicates=1, seed=seed,
+            as_json=as_json, report=report, out=None,
+            title="ketadur demo: how to make ketamine's effect last",
+        )  # fmt: skip
