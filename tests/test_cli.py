@@ -26,22 +26,21 @@ def _run(*args: str, cwd, expect: int | None = None) -> subprocess.CompletedProc
     return proc
 
 
-def test_demo_prints_table_and_writes_figure(tmp_path):
-    proc = _run("demo", cwd=tmp_path)
+def test_demo_prints_table_and_writes_report(tmp_path):
+    proc = _run("demo", "--patients", "20", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    for name in ("single infusion", "six infusions", "weekly CBT", "d56", "Research use only"):
+    for name in ("single_infusion", "weekly_maintenance", "single_infusion_dusp6", "Research use"):
         assert name in proc.stdout
-    assert (tmp_path / "ketadur-demo.png").stat().st_size > 10_000
+    html = (tmp_path / "ketadur-demo.html").read_text()
+    assert html.count("data:image/png;base64") == 4
 
 
-def test_demo_json(tmp_path):
-    proc = _run("demo", "--json", "--out", "fig.svg", cwd=tmp_path)
+def test_demo_json_has_every_arm(tmp_path):
+    proc = _run("demo", "--patients", "10", "--json", "--report", "d.html", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["regimens"][0]["name"] == "single infusion"
-    single, six, six_cbt = (r["madrs_by_day"] for r in doc["regimens"])
-    assert six["28"] < single["28"] and six_cbt["56"] < six["56"]
-    assert (tmp_path / "fig.svg").exists()
+    assert len(doc["arms"]) == 10 and doc["protocol"] == "durability_comparison"
+    assert (tmp_path / "d.html").exists()
 
 
 def test_params_lists_every_parameter(tmp_path):
@@ -90,7 +89,8 @@ def test_diagram_dot(tmp_path):
         (("simulate", "--regimen", "weekly"), "--regimen"),
         (("simulate", "--out", "t.parquet"), "--out"),
         (("params", "--group", "nope"), "--group"),
-        (("demo", "--out", "fig.txt"), "--out"),
+        (("demo", "--report", "fig.txt"), "--report"),
+        (("demo", "--patients", "-1"), "--patients"),
         (("nonsense",), "nonsense"),
     ],
 )

@@ -55,9 +55,13 @@ TYPICAL_OBSERVATION = ObservationModel()
 """The default observation model (sourced or stated defaults above)."""
 
 NOISELESS = ObservationModel(
-    madrs_rater_sd_points=0.0, bdnf_assay_cv=0.0, missed_visit_probability=0.0, dropout_per_week=0.0
+    madrs_rater_sd_points=0.0,
+    bdnf_assay_cv=0.0,
+    missed_visit_probability=0.0,
+    dropout_per_week=0.0,
+    round_madrs=False,
 )
-"""Observation without noise, missed visits or dropout (the model's values at the visits)."""
+"""Observation without noise, rounding, missed visits or dropout (the model's values)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,8 @@ def observe(
         after = last.reindex(key).fillna(np.inf).to_numpy()
         events = events[events["t_days"].to_numpy() <= after]
         drop = drop.assign(kind="dropout", drug="", route="", amount_mg=0.0)
-        events = pd.concat([events, drop[list(EVENT_COLUMNS)]], ignore_index=True)
+        drop = drop[list(EVENT_COLUMNS)]
+        events = pd.concat([events, drop], ignore_index=True) if len(events) else drop
     visits_out = (
         pd.concat(out_visits, ignore_index=True)
         if out_visits
