@@ -245,7 +245,9 @@ def read_population(path: Path | str) -> pd.DataFrame:
         if p.suffix.lower() == ".parquet":
             df = pd.read_parquet(p)
         else:
-            df = pd.read_csv(p, dtype={"subject_id": str, "life_events": str})
+            df = pd.read_csv(
+                p, dtype={"subject_id": str, "life_events": str}, float_precision="round_trip"
+            )
     except Exception as exc:  # a corrupt or foreign file
         raise KetadurInputError("population", f"cannot be read: {exc}", str(path)) from None
     return validate_population(df)

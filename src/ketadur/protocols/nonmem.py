@@ -131,7 +131,7 @@ def read_nonmem(path: str | Path, subject: int | None = None) -> tuple[Regimen, 
     of anything that cannot be read.
     """
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, float_precision="round_trip")
     except (OSError, ValueError) as exc:
         raise KetadurInputError("file", f"cannot be read as CSV: {exc}", str(path)) from None
     required = {"ID", "TIME", "EVID", "AMT", "RATE", "CMT"}
