@@ -133,6 +133,17 @@ def test_km_logrank_and_cox_match_r_survival_on_aml():
     assert (np.diff(table["survival"]) <= 0).all() and table["at_risk"].iloc[0] == 11
 
 
+def test_interval_censored_relapse_fraction():
+    # Two events known to lie in (0, 7] and (7, 14], one in (7, 14] again, two censored later.
+    tte = pd.DataFrame(
+        {"arm": "a", "event": [True, True, False, True, False], "t_days": [7, 14, 21, 14, 28],
+         "lower_days": [0, 7, 21, 7, 28], "upper_days": [7, 14, np.inf, 14, np.inf]}
+    )  # fmt: skip
+    assert sv.interval_event_fraction_by(tte, "a", 3.0) == pytest.approx(0.0)
+    assert sv.interval_event_fraction_by(tte, "a", 14.0) == pytest.approx(0.6)
+    assert sv.interval_event_fraction_by(tte, "b", 14.0) is None
+
+
 def test_nnt_and_missing_arms():
     assert sv.nnt(0.6, 0.4) == pytest.approx(5.0)
     assert sv.nnt(0.4, 0.4) is None

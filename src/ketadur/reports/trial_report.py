@@ -16,7 +16,6 @@ import json
 from datetime import UTC, datetime
 
 import numpy as np
-import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
@@ -206,8 +205,3 @@ def _defs(result) -> dict:
     from ketadur.trials.run import DEFAULT_ENDPOINTS
 
     return {**DEFAULT_ENDPOINTS, **result.protocol.endpoints}
-
-
-def rows_frame(result) -> pd.DataFrame:
-    """:func:`endpoint_rows` as a DataFrame (for printing and CSV)."""
-    return pd.DataFrame(endpoint_rows(result))

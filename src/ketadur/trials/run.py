@@ -253,6 +253,10 @@ def arm_endpoints(
                 "remission_rate": series(remi),
                 "responders": n_resp,
                 "relapse_rate": relapse,
+                "relapse_rate_interval_censored": {
+                    f"{d:g}": sv.interval_event_fraction_by(tte, arm, d)
+                    for d in settings.relapse_days
+                },
                 "median_days_to_relapse": sv.median_time(tte, arm),
                 "hazard_ratio_vs": (
                     {reference: sv.hazard_ratio(tte, arm, reference)}

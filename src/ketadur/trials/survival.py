@@ -124,6 +124,19 @@ def turnbull(tte: pd.DataFrame, arm: str) -> KaplanMeierFitter | None:
     return kmf
 
 
+def interval_event_fraction_by(tte: pd.DataFrame, arm: str, day: float) -> float | None:
+    """Fraction with the event by ``day`` from the Turnbull estimate (mid-point of its bounds
+    where the NPMLE is not unique); 0 when the arm has no events, None without subjects."""
+    if _arm(tte, arm).empty:
+        return None
+    kmf = turnbull(tte, arm)
+    if kmf is None:
+        return 0.0
+    sf = kmf.survival_function_
+    at = sf[sf.index <= day]
+    return float(1.0 - at.iloc[-1].mean()) if len(at) else 0.0
+
+
 def nnt(rate_treated: float, rate_control: float) -> float | None:
     """Number needed to treat for one more success (1 / rate difference); None when the
     difference is zero or not positive."""
