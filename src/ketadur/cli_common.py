@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -31,3 +32,18 @@ def save_figure(fig: Figure, path: Path) -> None:
     """Write ``fig`` to ``path``, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+
+
+def check_writable_folder(path: Path, option: str) -> None:
+    """Refuse an output file whose folder is missing or not writable (before any work)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise KetadurInputError(option, "folder does not exist or is not writable", str(path))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path``, then rename it over ``path``: a
+    partial file never looks complete."""
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ketadur.cli_common import DISCLAIMER, check_suffix, console
+from ketadur.cli_common import (
+    DISCLAIMER,
+    check_suffix,
+    check_writable_folder,
+    console,
+    write_text_atomic,
+)
 from ketadur.errors import KetadurInputError
 
 SBML_SUFFIXES = (".xml", ".sbml")
@@ -49,17 +54,13 @@ def export_sbml_cmd(
     from ketadur.protocols.io import load_protocol
 
     check_suffix(out, ANTIMONY_SUFFIXES if antimony else SBML_SUFFIXES, "--out")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise KetadurInputError("--out", "folder does not exist or is not writable", str(out))
+    check_writable_folder(out, "--out")
     protocol = load_protocol(protocol_name)
     patient = _patient(population, subject)
     text = protocol_sbml(protocol, arm, patient)
     if antimony:
         text = antimony_text(text)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(out, text)
     kind = "Antimony" if antimony else "SBML Level 3 Version 2"
     console.print(
         f"{kind} of {protocol.name}/{protocol.arm(arm).name} for patient {patient.subject_id} "

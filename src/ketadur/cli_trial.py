@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from ketadur.cli_common import DISCLAIMER, check_suffix, console, err_console
+from ketadur.cli_common import (
+    DISCLAIMER,
+    check_suffix,
+    check_writable_folder,
+    console,
+    err_console,
+    write_text_atomic,
+)
 from ketadur.errors import KetadurInputError
 
 DEMO_PROTOCOL = "durability_comparison"
@@ -21,18 +27,6 @@ DEMO_PATIENTS = 100
 def _check_positive(value: int, option: str) -> None:
     if value <= 0:
         raise KetadurInputError(option, "must be a positive integer", value)
-
-
-def _writable_folder(path: Path, option: str) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise KetadurInputError(option, "folder does not exist or is not writable", str(path))
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def run_trial_cmd(
@@ -59,7 +53,7 @@ def run_trial_cmd(
         raise KetadurInputError("--seed", "must be a non-negative integer", seed)
     if report is not None:
         check_suffix(report, (".html",), "--report")
-        _writable_folder(report, "--report")
+        check_writable_folder(report, "--report")
     if out is not None and out.exists() and not out.is_dir():
         raise KetadurInputError("--out", "must be a folder", str(out))
     protocol = load_protocol(protocol_name)
@@ -86,9 +80,9 @@ def run_trial_cmd(
         result.observations.visits.to_csv(out / "visits.csv", index=False)
         result.observations.events.to_csv(out / "events.csv", index=False)
         result.time_to_relapse.to_csv(out / "time_to_relapse.csv", index=False)
-        _write_text(out / "endpoints.json", json.dumps(result.to_json(), indent=1))
+        write_text_atomic(out / "endpoints.json", json.dumps(result.to_json(), indent=1))
     if report is not None:
-        _write_text(report, trial_html(result, title=title))
+        write_text_atomic(report, trial_html(result, title=title))
     if as_json:
         print(json.dumps(result.to_json()))
         return result
