@@ -137,7 +137,7 @@ def _print_table(result) -> None:
         ("median days to relapse", "right"),
         ("infusions", "right"),
     ):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, overflow="fold")
     for arm, values in result.endpoints.items():
         e = values["endpoints"]
         median = e["median_days_to_relapse"]["median"]
