@@ -17,17 +17,12 @@ from ketadur.model.parameters import REGISTRY
 from ketadur.population.generate import generate_population
 from ketadur.population.table import patient_of, validate_population, write_table
 from ketadur.protocols.io import load_protocol
-from ketadur.protocols.schedule import dose_of, plan_arm, regimen_of
+from ketadur.protocols.schedule import fixed_regimen
 
 COMPARED = ("madrs", "potentiation", "structural", "stabilised", "consolidated", "bdnf", "erk")
 RELATIVE, ABSOLUTE = 1e-4, 1e-8
 """The issue's criterion, 1e-4 relative; the absolute floor covers states that start at 0."""
 roadrunner.Logger.setLevel(roadrunner.Logger.LOG_ERROR)  # CVODE's notes at event times
-
-
-def _regimen(protocol, arm):
-    plans = plan_arm(protocol, protocol.arm(arm))
-    return regimen_of(plans, [dose_of(d) for p in plans for d in p.doses], protocol)
 
 
 def _run(sbml: str, days: np.ndarray, values: dict[str, float] | None = None) -> dict:
@@ -90,7 +85,7 @@ def test_roadrunner_reproduces_a_population_row(protocol, arm):
     patient = patient_of(row)
     days = np.arange(0.0, np.floor(proto.duration_days) + 1.0)
     reference = simulate(
-        _regimen(proto, arm), patient, t_end_days=proto.duration_days, output_days=days
+        fixed_regimen(proto, arm), patient, t_end_days=proto.duration_days, output_days=days
     ).table
     mine = _run(protocol_sbml(proto, arm), days, patient_values(patient))
     _assert_close(reference, mine)
@@ -103,7 +98,7 @@ def test_exported_patient_carries_its_life_events_and_doses_follow_weight():
     patient = patient_of(with_events.iloc[0])
     assert patient.life_events
     days = np.arange(0.0, np.floor(proto.duration_days) + 1.0)
-    regimen = _regimen(proto, "six_infusions")
+    regimen = fixed_regimen(proto, "six_infusions")
     reference = simulate(regimen, patient, t_end_days=proto.duration_days, output_days=days).table
     _assert_close(reference, _run(protocol_sbml(proto, "six_infusions", patient), days))
     rr = roadrunner.RoadRunner(protocol_sbml(proto, "six_infusions", patient))

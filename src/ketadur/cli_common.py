@@ -47,3 +47,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def check_count(value: int, option: str) -> None:
+    """Refuse a count (patients, replicates, ...) that is not a positive integer."""
+    if value <= 0:
+        raise KetadurInputError(option, "must be a positive integer", value)
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a negative seed (NumPy seeds are non-negative)."""
+    if seed < 0:
+        raise KetadurInputError("--seed", "must be a non-negative integer", seed)

@@ -9,15 +9,10 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from ketadur.cli_common import DISCLAIMER, console, err_console
+from ketadur.cli_common import DISCLAIMER, check_count, check_seed, console, err_console
 from ketadur.errors import KetadurInputError
 
 _DEFAULT_OUT = Path("population.parquet")
-
-
-def _check_count(value: int, field: str) -> None:
-    if value <= 0:
-        raise KetadurInputError(field, "must be a positive integer", value)
 
 
 def population_cmd(preset: str, patients: int, seed: int, out: Path) -> None:
@@ -27,16 +22,17 @@ def population_cmd(preset: str, patients: int, seed: int, out: Path) -> None:
     from ketadur.population.table import check_table_path, write_table
 
     get_preset(preset)
-    _check_count(patients, "--patients")
-    if seed < 0:
-        raise KetadurInputError("--seed", "must be a non-negative integer", seed)
+    check_count(patients, "--patients")
+    check_seed(seed)
     check_table_path(out, "--out")
     table = generate_population(preset, patients, seed)
     write_table(table, out)
     console.print(f"{patients} patients of preset {preset} (seed {seed}) written to {out}")
 
 
-def _population_table(population: str, patients: int | None, seed: int):
+def population_table(population: str, patients: int | None, seed: int):
+    """The population of ``--population``: a table file (first ``patients`` rows if given) or a
+    preset drawn with ``seed`` (1000 patients unless ``patients`` is given)."""
     from ketadur.population.generate import generate_population
     from ketadur.population.presets import PRESETS
     from ketadur.population.table import SUFFIXES, read_population
@@ -44,7 +40,7 @@ def _population_table(population: str, patients: int | None, seed: int):
     if Path(population).suffix.lower() in SUFFIXES:
         table = read_population(population)
         if patients is not None:
-            _check_count(patients, "--patients")
+            check_count(patients, "--patients")
             table = table.iloc[:patients]
         return table
     if population not in PRESETS:
@@ -54,7 +50,7 @@ def _population_table(population: str, patients: int | None, seed: int):
             population,
         )
     n = 1000 if patients is None else patients
-    _check_count(n, "--patients")
+    check_count(n, "--patients")
     return generate_population(population, n, seed)
 
 
@@ -77,13 +73,12 @@ def simulate_population_cmd(
     from ketadur.population.table import check_table_path
     from ketadur.protocols.io import load_protocol
 
-    if seed < 0:
-        raise KetadurInputError("--seed", "must be a non-negative integer", seed)
+    check_seed(seed)
     if out is None:
         raise KetadurInputError("--out", "a population run needs an output file (.parquet/.csv)")
     check_table_path(out, "--out")
     protocol = load_protocol(protocol_name)
-    table = _population_table(population, patients, seed)
+    table = population_table(population, patients, seed)
     names = tuple(o.strip() for o in outputs.split(",") if o.strip())
     check_request(protocol, table, arm=arm, days=days, outputs=names, chunk_size=chunk_size)
     start = time.perf_counter()

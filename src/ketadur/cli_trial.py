@@ -12,6 +12,8 @@ from rich.table import Table
 
 from ketadur.cli_common import (
     DISCLAIMER,
+    check_count,
+    check_seed,
     check_suffix,
     check_writable_folder,
     console,
@@ -22,11 +24,6 @@ from ketadur.errors import KetadurInputError
 
 DEMO_PROTOCOL = "durability_comparison"
 DEMO_PATIENTS = 100
-
-
-def _check_positive(value: int, option: str) -> None:
-    if value <= 0:
-        raise KetadurInputError(option, "must be a positive integer", value)
 
 
 def run_trial_cmd(
@@ -42,15 +39,14 @@ def run_trial_cmd(
     title: str | None = None,
 ):
     """Check every input, run the trial with a progress bar, then print and write results."""
-    from ketadur.cli_population import _population_table
+    from ketadur.cli_population import population_table
     from ketadur.protocols.io import load_protocol
     from ketadur.reports.trial_report import trial_html
     from ketadur.trials.run import run_trial
 
-    _check_positive(patients, "--patients")
-    _check_positive(replicates, "--replicates")
-    if seed < 0:
-        raise KetadurInputError("--seed", "must be a non-negative integer", seed)
+    check_count(patients, "--patients")
+    check_count(replicates, "--replicates")
+    check_seed(seed)
     if report is not None:
         check_suffix(report, (".html",), "--report")
         check_writable_folder(report, "--report")
@@ -58,7 +54,7 @@ def run_trial_cmd(
         raise KetadurInputError("--out", "must be a folder", str(out))
     protocol = load_protocol(protocol_name)
     check_assessed(protocol)
-    table = _population_table(population, patients * replicates, seed)
+    table = population_table(population, patients * replicates, seed)
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),

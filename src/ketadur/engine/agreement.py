@@ -14,7 +14,7 @@ from ketadur.engine.population import is_adaptive, patient_seed, simulate_popula
 from ketadur.engine.reference import simulate
 from ketadur.population.table import patient_of, validate_population
 from ketadur.protocols.execute import run_protocol
-from ketadur.protocols.schedule import dose_of, plan_arm, regimen_of
+from ketadur.protocols.schedule import fixed_regimen
 from ketadur.protocols.schema import Protocol
 
 COMPARED = ("madrs", "potentiation", "structural", "stabilised", "consolidated")
@@ -32,8 +32,7 @@ def compare_arm(
     chosen = protocol.arm(arm)
     fast = pd.concat(simulate_population(protocol, df, arm=arm, outputs=COMPARED, seed=seed))
     days = np.arange(0.0, np.floor(protocol.duration_days) + 1.0)
-    plans = plan_arm(protocol, chosen)
-    regimen = regimen_of(plans, [dose_of(d) for p in plans for d in p.doses], protocol)
+    regimen = fixed_regimen(protocol, chosen)
     rows = []
     for k, (_, row) in enumerate(df.iterrows()):
         patient = patient_of(row)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,11 @@ from ketadur.population.table import (
     temporary_name,
     validate_population,
 )
-from ketadur.protocols.schedule import dose_of, plan_arm, regimen_of
+from ketadur.protocols.schedule import fixed_regimen
 from ketadur.protocols.schema import Arm, Protocol
+
+if TYPE_CHECKING:
+    from ketadur.protocols.execute import ProtocolRun
 
 DEFAULT_OUTPUTS = ("madrs",)
 MAX_DAYS = 3650.0
@@ -149,8 +153,7 @@ def _fixed_chunk(
     settings: FastSettings,
 ) -> pd.DataFrame:
     arrays = population_arrays(df)
-    plans = plan_arm(protocol, arm)
-    regimen = regimen_of(plans, [dose_of(d) for pl in plans for d in pl.doses], protocol)
+    regimen = fixed_regimen(protocol, arm)
     batch = compile_schedule_batch(
         regimen,
         weight_kg=df["weight_kg"].to_numpy(dtype=float),
@@ -193,6 +196,26 @@ def _fixed_chunk(
     return table
 
 
+def adaptive_runs(
+    protocol: Protocol, arm: Arm, df: pd.DataFrame, *, seed: int, first_index: int = 0, **options
+) -> Iterator[tuple[pd.Series, ProtocolRun]]:
+    """Each patient (row) of ``df`` through the adaptive protocol runner on the fast engine, with
+    that patient's own seed (``first_index`` + position in ``df``); ``options`` go to
+    :func:`~ketadur.protocols.execute.run_protocol`."""
+    from ketadur.protocols.execute import run_protocol  # the runner imports the engines
+
+    for k, (_, row) in enumerate(df.iterrows()):
+        run = run_protocol(
+            protocol,
+            patient_of(row),
+            arm=arm.name,
+            seed=patient_seed(seed, first_index + k),
+            engine="fast",
+            **options,
+        )
+        yield row, run
+
+
 def _adaptive_chunk(
     protocol: Protocol,
     arm: Arm,
@@ -202,17 +225,8 @@ def _adaptive_chunk(
     outputs: tuple[str, ...],
     seed: int,
 ) -> pd.DataFrame:
-    from ketadur.protocols.execute import run_protocol  # the runner imports the engines
-
     parts = []
-    for k, (_, row) in enumerate(df.iterrows()):
-        run = run_protocol(
-            protocol,
-            patient_of(row),
-            arm=arm.name,
-            seed=patient_seed(seed, first_index + k),
-            engine="fast",
-        )
+    for row, run in adaptive_runs(protocol, arm, df, seed=seed, first_index=first_index):
         table = run.result.table
         t = np.round(table["t_days"].to_numpy(), 9)
         idx = np.searchsorted(t, t_out_days)

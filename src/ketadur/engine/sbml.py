@@ -454,7 +454,7 @@ def protocol_sbml(
     Adaptive arms are refused: their doses depend on the patient's simulated response, which
     SBML events given in advance cannot express."""
     from ketadur.engine.population import is_adaptive
-    from ketadur.protocols.schedule import dose_of, plan_arm, regimen_of
+    from ketadur.protocols.schedule import fixed_regimen
 
     chosen = protocol.arm(arm)
     if is_adaptive(chosen):
@@ -464,7 +464,6 @@ def protocol_sbml(
             "SBML holds fixed dosing only: choose a fixed arm",
             chosen.name,
         )
-    plans = plan_arm(protocol, chosen)
-    regimen = regimen_of(plans, [dose_of(d) for p in plans for d in p.doses], protocol)
+    regimen = fixed_regimen(protocol, chosen)
     model_id = f"{protocol.name}_{chosen.name}".replace("-", "_")
     return sbml_text(regimen, patient, model_id=model_id)

@@ -355,9 +355,7 @@ class CompiledArm:
 
     def regimen(self) -> Regimen:
         """The fixed regimen given if every phase is entered and no rule fires."""
-        return regimen_of(
-            self.plans, [dose_of(d) for p in self.plans for d in p.doses], self.protocol
-        )
+        return fixed_regimen(self.protocol, self.arm)
 
 
 def regimen_of(
@@ -391,6 +389,14 @@ def regimen_of(
         lifestyle=tuple(lifestyle),
         medications=tuple(medications),
     )
+
+
+def fixed_regimen(protocol: Protocol, arm: Arm | str | None = None) -> Regimen:
+    """The regimen of ``arm`` (a name, or the first if None) if every phase is entered and no
+    rule fires; the same for every patient (doses in mg/kg scale with weight when given)."""
+    chosen = arm if isinstance(arm, Arm) else protocol.arm(arm)
+    plans = plan_arm(protocol, chosen)
+    return regimen_of(plans, [dose_of(d) for p in plans for d in p.doses], protocol)
 
 
 def compile_protocol(protocol: Protocol, patient: Patient, arm: str | None = None) -> CompiledArm:

@@ -151,6 +151,7 @@ def trial_html(result, *, title: str | None = None) -> str:
     """The HTML report of a :class:`~ketadur.trials.run.TrialResult` (one string)."""
     from ketadur.reports.diagram import plot_cascade
     from ketadur.reports.protocol_diagram import protocol_figure
+    from ketadur.trials.run import endpoint_definitions
 
     p = result.protocol
     figures = {
@@ -179,7 +180,7 @@ def trial_html(result, *, title: str | None = None) -> str:
     }
     defs = "".join(
         f"<li><b>{html.escape(k)}</b>: {html.escape(d.description or '')}</li>"
-        for k, d in {**_defs(result)}.items()
+        for k, d in endpoint_definitions(result.protocol).items()
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title or p.title)}</title>
@@ -199,9 +200,3 @@ responded in days {result.settings.responder_window_days[0]:g}-{
 <p class="warn">{html.escape(DISCLAIMER)}</p>
 </body></html>
 """
-
-
-def _defs(result) -> dict:
-    from ketadur.trials.run import DEFAULT_ENDPOINTS
-
-    return {**DEFAULT_ENDPOINTS, **result.protocol.endpoints}

@@ -70,6 +70,13 @@ def met(v: pd.DataFrame, d: EndpointDefinition, *, from_day: float = -np.inf) ->
     return out
 
 
+def visits_met(obs: Observations, d: EndpointDefinition) -> pd.DataFrame:
+    """:func:`madrs_visits` with a ``met`` column: whether ``d`` is met at each visit."""
+    v = madrs_visits(obs)
+    v["met"] = met(v, d)
+    return v
+
+
 def wilson_interval(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, ...]:
     """Wilson score interval for k successes of n (Wilson EB. J Am Stat Assoc 1927;22:209-212);
     95 % by default. NaN where n = 0."""
@@ -113,8 +120,7 @@ def rate_by_visit(
 
 def ever_met(obs: Observations, d: EndpointDefinition, window: tuple[float, float]) -> pd.DataFrame:
     """Per subject (arm, subject_id): whether ``d`` was met at any visit in ``window`` (days)."""
-    v = madrs_visits(obs)
-    v["met"] = met(v, d)
+    v = visits_met(obs, d)
     inside = v[(v["t_days"] >= window[0]) & (v["t_days"] <= window[1])]
     out = inside.groupby(["arm", "subject_id"], sort=False)["met"].any().reset_index()
     return out
@@ -125,8 +131,7 @@ def sustained(
 ) -> pd.DataFrame:
     """Per subject: whether ``d`` was met at every observed visit in ``window`` (sustained
     response or remission); subjects without a visit there count as not sustained."""
-    v = madrs_visits(obs)
-    v["met"] = met(v, d)
+    v = visits_met(obs, d)
     inside = v[(v["t_days"] >= window[0]) & (v["t_days"] <= window[1])]
     out = inside.groupby(["arm", "subject_id"], sort=False)["met"].all().reset_index()
     subjects = v[["arm", "subject_id"]].drop_duplicates()

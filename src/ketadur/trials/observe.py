@@ -93,7 +93,7 @@ class Observations:
         )
 
     def measure(self, name: str) -> pd.DataFrame:
-        """Visits of one measure, wide by nothing: subject_id, arm, t_days, value."""
+        """Visits of one measure: subject_id, arm, t_days, value."""
         v = self.visits[self.visits["measure"] == name]
         return v[["subject_id", "arm", "t_days", "value"]].reset_index(drop=True)
 

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from ketadur import __version__
-from ketadur.engine.population import is_adaptive, patient_seed, simulate_population
+from ketadur.engine.population import adaptive_runs, is_adaptive, simulate_population
 from ketadur.errors import KetadurInputError
-from ketadur.population.table import patient_of, validate_population
+from ketadur.model.patient import TYPICAL_PATIENT
+from ketadur.population.table import validate_population
 from ketadur.protocols.schedule import compile_protocol
 from ketadur.protocols.schema import EndpointDefinition, Protocol
 from ketadur.trials import endpoints as ep
@@ -97,21 +98,12 @@ class TrialResult:
         }
 
 
-def _visit_plan(protocol: Protocol, arm: str) -> pd.DataFrame:
-    table = compile_protocol(protocol, patient_of_typical(), arm).table()
-    a = table[(table["kind"] == "assessment") & table["detail"].isin(list(MEASURES))]
-    return a[["t_days", "detail"]].drop_duplicates().reset_index(drop=True)
-
-
-def patient_of_typical():
-    """The typical patient (assessment times of fixed arms do not depend on the patient)."""
-    from ketadur.model.patient import TYPICAL_PATIENT
-
-    return TYPICAL_PATIENT
-
-
 def _fixed_truth(protocol, arm, df, seed, progress) -> tuple[pd.DataFrame, pd.DataFrame]:
-    plan = _visit_plan(protocol, arm)
+    # A fixed arm's visit times and regimen are the same for every patient.
+    compiled = compile_protocol(protocol, TYPICAL_PATIENT, arm)
+    table = compiled.table()
+    visit_rows = table[(table["kind"] == "assessment") & table["detail"].isin(list(MEASURES))]
+    plan = visit_rows[["t_days", "detail"]].drop_duplicates().reset_index(drop=True)
     days = sorted(set(plan["t_days"].round(9)))
     outputs = tuple(dict.fromkeys(MEASURES[m] for m in plan["detail"]))
     wide = pd.concat(
@@ -129,7 +121,7 @@ def _fixed_truth(protocol, arm, df, seed, progress) -> tuple[pd.DataFrame, pd.Da
         part = wide[wide["t_days"].isin(set(at))][["subject_id", "t_days", output]]
         visits.append(part.rename(columns={output: "value"}).assign(measure=measure))
     v = pd.concat(visits, ignore_index=True).assign(arm=arm)
-    regimen = compile_protocol(protocol, patient_of_typical(), arm).regimen()
+    regimen = compiled.regimen()
     weight = df.set_index("subject_id")["weight_kg"]
     ev = []
     for dose in regimen.doses:
@@ -160,14 +152,11 @@ _GIVEN = {"infusion_start": "dose", "bolus": "dose", "placebo": "dose", "session
 
 
 def _adaptive_truth(protocol, arm, df, seed, progress) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from ketadur.protocols.execute import run_protocol  # the runner imports the engines
-
     visits, events = [], []
-    for k, (_, row) in enumerate(df.iterrows()):
-        run = run_protocol(
-            protocol, patient_of(row), arm=arm, seed=patient_seed(seed, k),
-            engine="fast", output_step_hours=24.0, dense_after_doses=False,
-        )  # fmt: skip
+    runs = adaptive_runs(
+        protocol, protocol.arm(arm), df, seed=seed, output_step_hours=24.0, dense_after_doses=False
+    )
+    for k, (row, run) in enumerate(runs):
         a = run.assessments
         a = a[a["measure"].isin(list(MEASURES))]
         visits.append(a[["t_days", "measure", "value"]].assign(subject_id=row["subject_id"]))
@@ -210,7 +199,8 @@ def simulate_truth(
     return Observations(pd.concat(visits, ignore_index=True), pd.concat(events, ignore_index=True))
 
 
-def _definitions(protocol: Protocol) -> dict[str, EndpointDefinition]:
+def endpoint_definitions(protocol: Protocol) -> dict[str, EndpointDefinition]:
+    """The protocol's own endpoint definitions over :data:`DEFAULT_ENDPOINTS`."""
     return {**DEFAULT_ENDPOINTS, **protocol.endpoints}
 
 
@@ -218,8 +208,7 @@ def responders(
     obs: Observations, response: EndpointDefinition, window: tuple[float, float]
 ) -> pd.DataFrame:
     """Subjects meeting ``response`` in ``window``: arm, subject_id, from_day (first response)."""
-    v = ep.madrs_visits(obs)
-    v["met"] = ep.met(v, response)
+    v = ep.visits_met(obs, response)
     inside = v[(v["t_days"] >= window[0]) & (v["t_days"] <= window[1]) & v["met"]]
     first = inside.groupby(["arm", "subject_id"], sort=False)["t_days"].min()
     return first.rename("from_day").reset_index()
@@ -321,7 +310,7 @@ def run_trial(
     observed = observe(
         truth, observation, seed=seed, subject_index={s: i for i, s in enumerate(ids)}
     )
-    defs = _definitions(protocol)
+    defs = endpoint_definitions(protocol)
     pooled, tte = arm_endpoints(observed, defs, settings)
     if replicates > 1:
         n = len(ids) // replicates
@@ -332,13 +321,9 @@ def run_trial(
         for arm, values in pooled.items():
             e = values["endpoints"]
             values["replicate_spread"] = {
-                "response_rate": {d: _spread([p[arm]["endpoints"]["response_rate"][d] for p in per])
-                                  for d in e["response_rate"]},
-                "remission_rate": {d: _spread([p[arm]["endpoints"]["remission_rate"][d]
-                                               for p in per]) for d in e["remission_rate"]},
-                "relapse_rate": {d: _spread([p[arm]["endpoints"]["relapse_rate"][d] for p in per])
-                                 for d in e["relapse_rate"]},
-            }  # fmt: skip
+                key: {d: _spread([p[arm]["endpoints"][key][d] for p in per]) for d in e[key]}
+                for key in ("response_rate", "remission_rate", "relapse_rate")
+            }
     return TrialResult(
         protocol=protocol,
         seed=seed,
