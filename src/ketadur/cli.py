@@ -22,6 +22,7 @@ from ketadur.cli_common import (
     err_console,
     save_figure,
 )
+from ketadur.cli_evidence import register as register_evidence
 from ketadur.cli_population import register as register_population
 from ketadur.cli_protocols import app as protocols_app
 from ketadur.cli_sbml import register as register_sbml
@@ -41,6 +42,7 @@ app.add_typer(protocols_app, name="protocols")
 register_population(app)
 register_sbml(app)
 register_trial(app)
+register_evidence(app)
 
 
 def _fmt_day(x: float) -> str:

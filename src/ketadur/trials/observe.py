@@ -5,7 +5,9 @@ An :class:`Observations` holds two tidy tables:
 - ``visits``: one row per measurement taken — ``subject_id``, ``arm``, ``t_days``, ``measure``
   (``madrs``, ``plasma_bdnf_ng_per_ml``, ...), ``value``;
 - ``events``: what was given — ``subject_id``, ``arm``, ``t_days``, ``kind`` (``dose``,
-  ``session``, ``dropout``), ``drug``, ``route``, ``amount_mg``.
+  ``session``, ``dropout``, ``phase``), ``drug``, ``route``, ``amount_mg``. A ``phase`` event marks
+  the subject's entry into a study phase (e.g. randomisation into maintenance) and names the phase
+  in ``drug``; a session names its kind there.
 
 Endpoints and statistics (:mod:`ketadur.trials.endpoints`, :mod:`ketadur.trials.survival`) read only
 these tables, so a virtual trial and a real study are analysed by the same code.
@@ -26,7 +28,7 @@ from ketadur.errors import KetadurInputError
 
 VISIT_COLUMNS = ("subject_id", "arm", "t_days", "measure", "value")
 EVENT_COLUMNS = ("subject_id", "arm", "t_days", "kind", "drug", "route", "amount_mg")
-EVENT_KINDS = ("dose", "session", "dropout")
+EVENT_KINDS = ("dose", "session", "dropout", "phase")
 
 
 class ObservationModel(BaseModel):

@@ -139,6 +139,13 @@ def _fixed_truth(protocol, arm, df, seed, progress) -> tuple[pd.DataFrame, pd.Da
                  "drug": s.kind, "route": "", "amount_mg": 0.0}
             )
         )  # fmt: skip
+    for plan in compiled.plans:
+        ev.append(
+            pd.DataFrame(
+                {"subject_id": weight.index, "t_days": plan.start_day, "kind": "phase",
+                 "drug": plan.phase.name, "route": "", "amount_mg": 0.0}
+            )
+        )  # fmt: skip
     events = pd.concat(ev, ignore_index=True).assign(arm=arm) if ev else _empty_events()
     return v[list(VISIT_COLUMNS)], events[list(EVENT_COLUMNS)]
 
@@ -161,6 +168,14 @@ def _adaptive_truth(protocol, arm, df, seed, progress) -> tuple[pd.DataFrame, pd
         a = a[a["measure"].isin(list(MEASURES))]
         visits.append(a[["t_days", "measure", "value"]].assign(subject_id=row["subject_id"]))
         e = run.events_table()
+        entered = run.decisions[run.decisions["decision"] == "entered"]
+        events.append(
+            pd.DataFrame(
+                {"subject_id": row["subject_id"], "t_days": entered["t_days"].to_numpy(),
+                 "kind": "phase", "drug": entered["detail"].to_numpy(), "route": "",
+                 "amount_mg": 0.0}
+            )
+        )  # fmt: skip
         e = e[e["kind"].isin(list(_GIVEN))]
         events.append(
             pd.DataFrame(

@@ -1,0 +1,161 @@
+"""Validation: each reproduced target's design run with the model and compared with the study.
+
+For each target the row holds the published value with its 95 % interval and source, the model's
+median and 90 % predictive interval over replicated trials of the published size, and whether the
+published value falls inside that interval. Targets the model does not reproduce yet are listed
+with the reason, so the report shows the whole evidence library, agreement and disagreement alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ketadur import __version__
+from ketadur.evidence.predict import Prediction, per_subject, predict, simulate_design
+from ketadur.evidence.schema import SeedRow, Target, load_targets, seed_rows
+from ketadur.trials.observe import TYPICAL_OBSERVATION, ObservationModel
+
+DEFAULT_POOL = 400
+"""Virtual patients simulated per design; replicated trials draw from them."""
+DEFAULT_REPLICATES = 200
+"""Replicated trials per target (the predictive interval's resolution)."""
+
+
+@dataclass
+class ValidationResult:
+    """Rows (one per published entry) and the settings that produced them."""
+
+    rows: list[dict]
+    predictions: dict[str, Prediction]
+    seed_tables: list[SeedRow]
+    seed: int
+    pool: int
+    replicates: int
+    runtime_s: float = 0.0
+    provenance: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """Counts: targets reproduced, inside the 90 % interval, and their fraction."""
+        done = [r for r in self.rows if r["status"] == "reproduced"]
+        inside = sum(bool(r["inside_90"]) for r in done)
+        return {
+            "published_entries": len(self.rows),
+            "reproduced": len(done),
+            "inside_90": inside,
+            "fraction_inside": inside / len(done) if done else None,
+            "calibration_targets": sum(r["role"] == "calibration" for r in done),
+            "validation_targets": sum(r["role"] == "validation" for r in done),
+        }
+
+    def to_json(self) -> dict:
+        """The document of ``ketadur validate --json`` (schema in docs/validation.md)."""
+        return {
+            "seed": self.seed,
+            "pool": self.pool,
+            "replicates": self.replicates,
+            "ketadur_version": __version__,
+            "summary": self.summary(),
+            "targets": self.rows,
+            "seed_tables": [r.model_dump() for r in self.seed_tables],
+        }
+
+
+def _row(target: Target, prediction: Prediction | None) -> dict:
+    p = target.published
+    row = {
+        "id": target.id,
+        "study": p.study,
+        "source": p.doi_or_pmid or p.url or "",
+        "provenance": p.provenance,
+        "endpoint": p.endpoint,
+        "definition": p.definition or "",
+        "timepoint": p.timepoint or "",
+        "published_value": p.value,
+        "unit": p.unit,
+    }
+    how = target.how
+    if how is None or prediction is None:
+        return {**row, "status": "not reproduced", "reason": target.reason, "role": None,
+                "inside_90": None}  # fmt: skip
+    low, high = how.uncertainty.interval(how.value, how.unit)
+    inside = (
+        prediction.p05 is not None
+        and prediction.p95 is not None
+        and prediction.p05 <= how.value <= prediction.p95
+    )
+    return {
+        **row,
+        "status": "reproduced",
+        "role": how.role,
+        "protocol": how.protocol,
+        "arms": list(how.quantity.arms),
+        "quantity": how.quantity.kind,
+        "value": how.value,
+        "unit": how.unit,
+        "published_ci95": [low, high],
+        "trial_patients": how.trial_patients,
+        "model_median": prediction.median,
+        "model_p05": prediction.p05,
+        "model_p95": prediction.p95,
+        "estimable_fraction": prediction.estimable_fraction,
+        "inside_90": bool(inside),
+        "note": how.note,
+    }
+
+
+def validate(
+    *,
+    seed: int = 0,
+    pool: int = DEFAULT_POOL,
+    replicates: int = DEFAULT_REPLICATES,
+    only: list[str] | None = None,
+    observation: ObservationModel = TYPICAL_OBSERVATION,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ValidationResult:
+    """Run every reproduced target's design (or those in ``only``, ids or protocol names) on
+    ``pool`` patients, replicate each trial ``replicates`` times, and compare.
+
+    ``progress(design, done, total)`` is called as designs finish."""
+    start = time.perf_counter()
+    targets = load_targets()
+    if only:
+        wanted = set(only)
+        targets = [t for t in targets if t.id in wanted or (t.how and t.how.protocol in wanted)]
+    designs: dict[tuple[str, str], list[Target]] = {}
+    for t in targets:
+        if t.how is not None:
+            designs.setdefault((t.how.protocol, t.how.population), []).append(t)
+    predictions: dict[str, Prediction] = {}
+    for k, ((protocol, preset), group) in enumerate(designs.items()):
+        arms: list[str] = []
+        for t in group:
+            q = t.how.quantity
+            arms += [a for a in (*q.arms, q.reference_arm) if a and a not in arms]
+        design = simulate_design(
+            protocol, preset, arms, patients=pool, seed=seed, observation=observation
+        )
+        for t in group:
+            subjects = per_subject(design, t.how)
+            predictions[t.id] = predict(t, subjects, replicates=replicates, seed=seed)
+        if progress is not None:
+            progress(protocol, k + 1, len(designs))
+    rows = [_row(t, predictions.get(t.id)) for t in targets]
+    return ValidationResult(
+        rows=rows,
+        predictions=predictions,
+        seed_tables=seed_rows(),
+        seed=seed,
+        pool=pool,
+        replicates=replicates,
+        runtime_s=time.perf_counter() - start,
+        provenance={"observation": observation.model_dump(), "ketadur_version": __version__},
+    )
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """JSON-safe number."""
+    return None if x is None or not np.isfinite(x) else float(x)

@@ -1,0 +1,141 @@
+"""The validation report: model against published results, one figure per study, self-contained.
+
+Each figure shows, per target of a study, the model's 90 % predictive interval (bar) and median
+(dot) over replicated trials of the published size, and the published value (diamond) with its
+95 % interval where the study gave one. The summary table lists every published entry, reproduced
+or not (with the reason); the seeds' Tables 1 and 2 are set beside the model's values.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+
+from matplotlib.figure import Figure
+
+from ketadur import __version__
+from ketadur.reports.trial_report import _STYLE, DISCLAIMER, _png, _table_html
+
+
+def _fmt(x: float | None, digits: int = 3) -> str | None:
+    return None if x is None else f"{x:.{digits}g}"
+
+
+def plot_study(rows: list[dict]) -> Figure:
+    """Published value and interval against the model's predictive interval, one line per target
+    of a study (rows of :class:`~ketadur.evidence.validate.ValidationResult`)."""
+    fig = Figure(figsize=(8.5, 0.55 * len(rows) + 1.2))
+    ax = fig.subplots()
+    for i, r in enumerate(rows):
+        y = len(rows) - 1 - i
+        if r["model_p05"] is not None:
+            label = "model 90 % interval" if i == 0 else None
+            ax.plot([r["model_p05"], r["model_p95"]], [y, y], lw=6, color="#9ecae1",
+                    solid_capstyle="butt", label=label)  # fmt: skip
+            ax.plot(r["model_median"], y, "o", color="#08519c",
+                    label="model median" if i == 0 else None)  # fmt: skip
+        low, high = r["published_ci95"]
+        if low is not None or high is not None:
+            lo = r["value"] if low is None else low
+            hi = r["value"] if high is None else high
+            ax.plot([lo, hi], [y, y], color="#a50f15", lw=1.5)
+        ax.plot(r["value"], y, "D", color="#a50f15", label="published" if i == 0 else None)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{r['id']} ({r['unit']})" for r in reversed(rows)], fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def summary_rows(result) -> list[dict]:
+    """One display row per published entry."""
+    out = []
+    for r in result.rows:
+        if r["status"] != "reproduced":
+            out.append({"target": r["id"], "role": "—", "published": _fmt_pub(r),
+                        "published 95 % CI": None, "model median": None,
+                        "model 90 % interval": None, "inside": "not reproduced",
+                        "source": r["source"], "note": r["reason"]})  # fmt: skip
+            continue
+        low, high = r["published_ci95"]
+        ci = None if low is None and high is None else f"{_fmt(low)} to {_fmt(high)}"
+        interval = (
+            None if r["model_p05"] is None else f"{_fmt(r['model_p05'])} to {_fmt(r['model_p95'])}"
+        )
+        out.append(
+            {"target": r["id"], "role": r["role"], "published": f"{_fmt(r['value'])} {r['unit']}",
+             "published 95 % CI": ci, "model median": _fmt(r["model_median"]),
+             "model 90 % interval": interval, "inside": "yes" if r["inside_90"] else "NO",
+             "source": r["source"], "note": r["note"]}
+        )  # fmt: skip
+    return out
+
+
+def _fmt_pub(r: dict) -> str:
+    return f"{r['published_value']} {r['unit'] or ''}".strip()
+
+
+def seed_table_rows(result) -> list[dict]:
+    """The seeds' Tables 1 and 2, each row beside the model's values for its targets."""
+    by_id = {r["id"]: r for r in result.rows}
+    out = []
+    for s in result.seed_tables:
+        parts = []
+        for t in s.targets:
+            r = by_id.get(t)
+            if r is None or r["status"] != "reproduced":
+                continue
+            parts.append(
+                f"{t}: published {_fmt(r['value'])} {r['unit']}, model {_fmt(r['model_median'])}"
+                f" ({_fmt(r['model_p05'])} to {_fmt(r['model_p95'])}) "
+                f"{'inside' if r['inside_90'] else 'OUTSIDE'}"
+            )
+        out.append({"table": s.table, "study": s.study, "seed's finding": s.claim,
+                    "model": "; ".join(parts) or None, "note": s.note or None})  # fmt: skip
+    return out
+
+
+def validation_html(result) -> str:
+    """The HTML report of a :class:`~ketadur.evidence.validate.ValidationResult`."""
+    studies: dict[str, list[dict]] = {}
+    for r in result.rows:
+        if r["status"] == "reproduced":
+            studies.setdefault(r["study"], []).append(r)
+    figs = "".join(
+        f"<h3>{html.escape(study)}</h3><img alt='{html.escape(study)}' "
+        f"src='data:image/png;base64,{_png(plot_study(rows))}'>"
+        for study, rows in studies.items()
+    )
+    s = result.summary()
+    share = None if s["fraction_inside"] is None else 100 * s["fraction_inside"]
+    meta = {
+        "published entries": s["published_entries"],
+        "reproduced": s["reproduced"],
+        "inside the 90 % interval": f"{s['inside_90']} ({_fmt(share)} %)",
+        "patients per design (pool)": result.pool,
+        "replicated trials per target": result.replicates,
+        "seed": result.seed,
+        "ketadur version": __version__,
+        "run time (s)": round(result.runtime_s, 1),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ketadur validation</title>
+<style>{_STYLE}</style></head><body>
+<h1>ketadur: the model against published results</h1>
+<p class="warn">{html.escape(DISCLAIMER)}</p>
+<p>Every reproduced target's design is simulated on a pool of virtual patients and observed as the
+study was (rater noise, missed visits, dropout); the trial is then replicated at its published size.
+The model's median and 90 % predictive interval over those replicates are set against the published
+value and its 95 % interval. Calibration targets were used to fit the model; validation targets
+were not.</p>
+<h2>Run</h2>{_table_html([meta])}
+<h2>The seeds' Tables 1 and 2 beside the model</h2>{_table_html(seed_table_rows(result))}
+<h2>Per study</h2>{figs}
+<h2>Every published entry</h2>{_table_html(summary_rows(result))}
+<h2>Results (JSON)</h2><pre>{html.escape(json.dumps(result.to_json(), indent=1))}</pre>
+<p class="warn">{html.escape(DISCLAIMER)}</p>
+</body></html>
+"""
