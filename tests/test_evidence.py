@@ -1,0 +1,152 @@
+"""Evidence library, predictive intervals and ``ketadur validate``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from ketadur.cli import app
+from ketadur.evidence.predict import predict
+from ketadur.evidence.schema import (
+    Quantity,
+    Reproduced,
+    Target,
+    Uncertainty,
+    load_targets,
+    published_entries,
+    seed_rows,
+)
+from ketadur.evidence.validate import validate
+from ketadur.protocols.io import load_protocol
+from ketadur.trials.run import endpoint_definitions
+
+TARGETS = load_targets()
+
+
+def test_every_published_entry_is_reproduced_or_has_a_reason():
+    assert len(TARGETS) == len(published_entries())
+    for t in TARGETS:
+        if t.how is None:
+            assert t.reason and t.reason != "not mapped yet", t.id
+
+
+@pytest.mark.parametrize("target", [t for t in TARGETS if t.how], ids=lambda t: t.id)
+def test_reproduced_targets_point_at_runnable_designs(target: Target):
+    how = target.how
+    protocol = load_protocol(how.protocol)
+    names = {a.name for a in protocol.arms}
+    q = how.quantity
+    assert set(q.arms) <= names
+    assert q.reference_arm is None or q.reference_arm in names
+    defs = {**endpoint_definitions(protocol), **how.endpoints}
+    for name in (q.endpoint, q.among.endpoint):
+        assert name is None or name in defs
+    published = target.published.value
+    if isinstance(published, int | float):  # the mapped value is the published one (sign aside)
+        assert abs(how.value) == pytest.approx(abs(published))
+
+
+def test_seed_tables_point_at_known_targets():
+    ids = {t.id for t in TARGETS}
+    rows = seed_rows()
+    assert {r.table for r in rows} == {1, 2}
+    for r in rows:
+        assert set(r.targets) <= ids
+        assert r.targets or r.note  # a row without a number says why
+
+
+def test_uncertainty_intervals():
+    # Wilson 95 % interval of 8/16 (reference: 0.280 to 0.720)
+    low, high = Uncertainty(n=16).interval(50.0, "%")
+    assert (low, high) == pytest.approx((28.00, 72.00), abs=0.01)
+    low, high = Uncertainty(sd=11.2, n=138).interval(16.0, "mmHg")
+    assert high - 16.0 == pytest.approx(1.959964 * 11.2 / np.sqrt(138))
+    assert Uncertainty(ci95=(0.29, 0.84)).interval(0.49, "HR") == (0.29, 0.84)
+    assert Uncertainty().interval(3.0, "days") == (None, None)
+
+
+def test_quantity_schema_names_what_is_missing():
+    with pytest.raises(ValidationError, match="exactly one of day or window_days"):
+        Quantity(kind="rate", arms=("a",), endpoint="response")
+    with pytest.raises(ValidationError, match="needs 'reference_arm'"):
+        Quantity(kind="hazard_ratio", arms=("a",), endpoint="relapse")
+    with pytest.raises(ValidationError, match=r"needs among\.phase"):
+        Quantity(kind="relapse_fraction", arms=("a",), endpoint="relapse", from_day="phase")
+
+
+def _rate_target(n: int) -> Target:
+    how = Reproduced(
+        id="han2016_response_24h",
+        protocol="protocol1_single_infusion",
+        quantity=Quantity(kind="rate", arms=("ketamine",), endpoint="response", day=1),
+        value=52.2,
+        unit="%",
+        trial_patients=n,
+    )
+    return Target(published=published_entries()["han2016_response_24h"], how=how)
+
+
+def test_replicated_rate_has_binomial_spread():
+    # A pool where exactly 40 % respond: replicated trials of 100 have median ~40 % and a 90 %
+    # interval of about +-1.645 * sqrt(0.4 * 0.6 / 100) = +-8 points.
+    pool = pd.DataFrame(
+        {"arm": "ketamine", "subject_id": [f"S{i}" for i in range(1000)], "selected": True,
+         "value": np.where(np.arange(1000) < 400, 100.0, 0.0)}
+    )  # fmt: skip
+    p = predict(_rate_target(100), pool, replicates=2000, seed=1)
+    assert p.median == pytest.approx(40.0, abs=1.0)
+    assert p.p95 - p.p05 == pytest.approx(2 * 1.645 * np.sqrt(0.24 / 100) * 100, rel=0.15)
+    again = predict(_rate_target(100), pool, replicates=2000, seed=1)
+    assert np.array_equal(p.values, again.values)
+
+
+def test_validate_one_design_is_reproducible_and_complete():
+    a = validate(seed=3, pool=40, replicates=20, only=["protocol1_single_infusion"])
+    b = validate(seed=3, pool=40, replicates=20, only=["protocol1_single_infusion"])
+    assert a.to_json() == b.to_json()
+    rows = [r for r in a.rows if r["status"] == "reproduced"]
+    assert {r["protocol"] for r in rows} == {"protocol1_single_infusion"}
+    for r in rows:
+        assert r["model_p05"] <= r["model_median"] <= r["model_p95"]
+        assert r["inside_90"] == (r["model_p05"] <= r["value"] <= r["model_p95"])
+    cmax = next(r for r in rows if r["id"] == "zanos2018_Cmax_antidepressant_dose")
+    assert 100 < cmax["model_median"] < 300  # ng/mL at the end of 0.5 mg/kg over 40 min
+
+
+def test_cli_validate_json_and_errors(tmp_path):
+    runner = CliRunner()
+    args = ["validate", "--only", "yale2024_SBP_peak_change", "--pool", "20", "--replicates", "5"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["summary"]["reproduced"] == 1
+    assert doc["targets"][0]["id"] == "yale2024_SBP_peak_change"
+    report = tmp_path / "v.html"
+    result = runner.invoke(app, [*args, "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "data:image/png;base64" in report.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--only", "no_such_target"), "--only"),
+        (("--pool", "0"), "--pool"),
+        (("--replicates", "-1"), "--replicates"),
+        (("--report", "out.txt"), "--report"),
+    ],
+)
+def test_cli_validate_bad_input_exits_2(tmp_path, args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ketadur.cli", "validate", *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
