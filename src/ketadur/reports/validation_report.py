@@ -23,29 +23,32 @@ def _fmt(x: float | None, digits: int = 3) -> str | None:
 
 
 def plot_study(rows: list[dict]) -> Figure:
-    """Published value and interval against the model's predictive interval, one line per target
-    of a study (rows of :class:`~ketadur.evidence.validate.ValidationResult`)."""
-    fig = Figure(figsize=(8.5, 0.55 * len(rows) + 1.2))
-    ax = fig.subplots()
-    for i, r in enumerate(rows):
-        y = len(rows) - 1 - i
+    """Published value and interval against the model's predictive interval, one panel per
+    target of a study (rows of :class:`~ketadur.evidence.validate.ValidationResult`); each panel
+    has its own scale, since a study's targets mix units (%, days, hazard ratios)."""
+    fig = Figure(figsize=(10.0, 0.8 * len(rows) + 0.8))
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for i, (ax, r) in enumerate(zip(axes, rows, strict=True)):
+        first = i == 0
         if r["model_p05"] is not None:
-            label = "model 90 % interval" if i == 0 else None
-            ax.plot([r["model_p05"], r["model_p95"]], [y, y], lw=6, color="#9ecae1",
-                    solid_capstyle="butt", label=label)  # fmt: skip
-            ax.plot(r["model_median"], y, "o", color="#08519c",
-                    label="model median" if i == 0 else None)  # fmt: skip
+            band = "model 90 % interval" if first else None
+            ax.plot([r["model_p05"], r["model_p95"]], [0, 0], lw=8, color="#9ecae1",
+                    solid_capstyle="butt", label=band)  # fmt: skip
+            ax.plot(r["model_median"], 0, "o", color="#08519c",
+                    label="model median" if first else None)  # fmt: skip
         low, high = r["published_ci95"]
         if low is not None or high is not None:
             lo = r["value"] if low is None else low
             hi = r["value"] if high is None else high
-            ax.plot([lo, hi], [y, y], color="#a50f15", lw=1.5)
-        ax.plot(r["value"], y, "D", color="#a50f15", label="published" if i == 0 else None)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{r['id']} ({r['unit']})" for r in reversed(rows)], fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+            ax.plot([lo, hi], [0, 0], color="#a50f15", lw=1.5)
+        ax.plot(r["value"], 0, "D", color="#a50f15", label="published" if first else None)
+        ax.set_yticks([0])
+        ax.set_yticklabels([f"{r['id']} ({r['unit']})"], fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.margins(x=0.08)
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.subplots_adjust(left=0.4, right=0.8, top=0.95, bottom=0.08, hspace=1.0)
     return fig
 
 
