@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ketadur import __version__
 from ketadur.evidence.predict import Prediction, per_subject, predict, simulate_design
 from ketadur.evidence.schema import SeedRow, Target, load_targets, seed_rows
@@ -154,8 +152,3 @@ def validate(
         runtime_s=time.perf_counter() - start,
         provenance={"observation": observation.model_dump(), "ketadur_version": __version__},
     )
-
-
-def finite_or_none(x: float | None) -> float | None:
-    """JSON-safe number."""
-    return None if x is None or not np.isfinite(x) else float(x)
