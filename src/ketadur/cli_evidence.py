@@ -44,9 +44,8 @@ def run_validate(
         check_suffix(report, (".html",), "--report")
         check_writable_folder(report, "--report")
     if only:
-        known = {t.id for t in load_targets()} | {
-            t.how.protocol for t in load_targets() if t.how is not None
-        }
+        targets = load_targets()
+        known = {t.id for t in targets} | {t.how.protocol for t in targets if t.how is not None}
         unknown = [x for x in only if x not in known]
         if unknown:
             raise KetadurInputError("--only", "no such target id or target protocol", unknown[0])

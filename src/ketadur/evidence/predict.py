@@ -124,12 +124,12 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
     base["selected"] = base.pop("_merge") == "both"
     if q.kind == "rate":
         d = _definition(defs, q.endpoint)
-        v = ep.visits_met(obs, d)
         if q.window_days is not None:
             lo, hi = q.window_days
-            v = v[(v["t_days"] >= lo - VISIT_MATCH_DAYS) & (v["t_days"] <= hi + VISIT_MATCH_DAYS)]
-            value = v.groupby(["arm", "subject_id"])["met"].any()
+            ever = ep.ever_met(obs, d, (lo - VISIT_MATCH_DAYS, hi + VISIT_MATCH_DAYS))
+            value = ever.set_index(["arm", "subject_id"])["met"]
         else:
+            v = ep.visits_met(obs, d)
             value = _at_day(v, q.day).groupby(["arm", "subject_id"])["met"].first()
         return _join(base, value.astype(float) * 100.0)
     if q.kind in ("madrs_change", "cohens_d"):
@@ -165,14 +165,14 @@ def _join(base: pd.DataFrame, value: pd.Series) -> pd.DataFrame:
 
 def _output_values(design: Design, q: Quantity) -> pd.Series:
     """Model output (no observation noise) at ``q.minutes`` after day 0, per subject; for
-    ``output_change`` minus its value at day 0."""
-    days = [0.0, q.minutes / 1440.0]
+    ``output_change`` minus its value at day 0. Only those minutes are simulated."""
+    days = [0.0, round(q.minutes / 1440.0, 9)]  # the engine keeps output days to 1e-9
     parts = []
     for arm in q.arms:
         table = pd.concat(
             simulate_population(
-                design.protocol, design.population, arm=arm, outputs=(q.output,),
-                output_days=days,
+                design.protocol, design.population, arm=arm, days=days[-1],
+                outputs=(q.output,), output_days=days,
             )
         )  # fmt: skip
         wide = table.pivot(index="subject_id", columns="t_days", values=q.output)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ketadur.errors import KetadurInputError
 from ketadur.protocols.schema import EndpointDefinition
+from ketadur.trials.endpoints import wilson_interval
 
 
 class _Strict(BaseModel):
@@ -150,8 +151,6 @@ class Uncertainty(_Strict):
             half = 1.959964 * self.sd / np.sqrt(self.n)
             return value - half, value + half
         if self.n is not None and unit == "%":
-            from ketadur.trials.endpoints import wilson_interval
-
             low, high = wilson_interval(np.array([value / 100.0 * self.n]), np.array([self.n]))
             return float(low[0]) * 100.0, float(high[0]) * 100.0
         return None, None
