@@ -23,6 +23,7 @@ from ketadur.cli_common import (
     save_figure,
 )
 from ketadur.cli_evidence import register as register_evidence
+from ketadur.cli_evidence import register_calibrate
 from ketadur.cli_population import register as register_population
 from ketadur.cli_protocols import app as protocols_app
 from ketadur.cli_sbml import register as register_sbml
@@ -43,6 +44,7 @@ register_population(app)
 register_sbml(app)
 register_trial(app)
 register_evidence(app)
+register_calibrate(app)
 
 
 def _fmt_day(x: float) -> str:

@@ -119,3 +119,100 @@ def register(app: typer.Typer) -> None:
             seed=seed, pool=pool, replicates=replicates, only=only, as_json=as_json,
             report=report,
         )  # fmt: skip
+
+
+def run_calibrate(
+    *,
+    budget_minutes: float,
+    seed: int,
+    out: Path,
+    pool: int,
+    workers: int,
+    targets: list[str] | None,
+):
+    """Check the inputs, calibrate with a progress bar, write the calibration file."""
+    import os
+
+    from ketadur.evidence.calibrate import (
+        Objective,
+        calibrate,
+        calibration_targets,
+        evaluations_for,
+    )
+
+    check_seed(seed)
+    check_count(pool, "--pool")
+    check_count(workers, "--workers")
+    check_suffix(out, (".json",), "--out")
+    check_writable_folder(out, "--out")
+    evaluations = evaluations_for(budget_minutes)
+    objective = Objective(calibration_targets(targets), pool=pool, seed=seed)
+    workers = min(workers, os.cpu_count() or 1)
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("calibrating", total=evaluations)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=stage)
+
+        result = calibrate(
+            objective, evaluations=evaluations, seed=seed, workers=workers, progress=progress
+        )
+    write_text_atomic(out, json.dumps(result.document(), indent=1) + "\n")
+    _print_calibration(result)
+    console.print(f"Calibration written to {out}")
+    return result
+
+
+def _print_calibration(result) -> None:
+    doc = result.document()
+    table = Table(title="Calibrated parameters (prior centre, posterior mode, 90 % of draws)")
+    for name in ("parameter", "prior centre", "mode", "posterior 90 %"):
+        table.add_column(name)
+    for f in result.free:
+        post = doc["posterior"][f.key]
+        table.add_row(
+            f.key, f"{f.centre:.3g}", f"{result.point[f.key]:.3g}",
+            f"{post['p05']:.3g} to {post['p95']:.3g}",
+        )  # fmt: skip
+    console.print(table)
+    fits = Table(title="Targets at the mode (z: standardised residual)")
+    for name in ("target", "published", "model", "z"):
+        fits.add_column(name)
+    for t in result.fits:
+        model = "—" if t.model is None else f"{t.model:.3g}"
+        fits.add_row(t.id, f"{t.published:.3g}", model, f"{t.z:+.2f}")
+    console.print(fits)
+    d = result.diagnostics
+    console.print(
+        f"chi2 at the mode {d['chi2_at_mode_untempered']:.1f} on {d['targets']} targets, "
+        f"{d['free_parameters']} free parameters; importance ESS {d['importance_ess']:.1f} of "
+        f"{d['importance_samples']}; {d['runtime_s']:.0f} s."
+    )
+
+
+def register_calibrate(app: typer.Typer) -> None:
+    """Add ``ketadur calibrate`` to ``app``."""
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        budget: Annotated[
+            float, typer.Option(help="Budget in minutes on a 2-core machine (sets evaluations).")
+        ] = 30.0,
+        seed: Annotated[int, typer.Option(help="Random seed (>= 0).")] = 0,
+        out: Annotated[Path, typer.Option(help="Calibration file to write (.json).")] = Path(
+            "calibration.json"
+        ),
+        pool: Annotated[int, typer.Option(help="Virtual patients per design.")] = 150,
+        workers: Annotated[
+            int, typer.Option(help="Worker processes (results do not depend on it).")
+        ] = 2,
+        targets: Annotated[
+            list[str] | None, typer.Option(help="Only these calibration target ids (repeatable).")
+        ] = None,
+    ) -> None:
+        """Fit the population-level parameters to the published calibration targets."""
+        run_calibrate(
+            budget_minutes=budget, seed=seed, out=out, pool=pool, workers=workers, targets=targets
+        )

@@ -23,6 +23,7 @@ from ketadur.engine.population import simulate_population
 from ketadur.errors import KetadurInputError
 from ketadur.evidence.schema import Quantity, Reproduced, Target
 from ketadur.population.generate import generate_population
+from ketadur.population.typical import PopulationParameters
 from ketadur.protocols.io import load_protocol
 from ketadur.protocols.schema import EndpointDefinition, Protocol
 from ketadur.trials import endpoints as ep
@@ -64,11 +65,13 @@ def simulate_design(
     patients: int,
     seed: int,
     observation: ObservationModel = TYPICAL_OBSERVATION,
+    parameters: PopulationParameters | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> Design:
-    """Simulate and observe ``arms`` of a library protocol on ``patients`` virtual patients."""
+    """Simulate and observe ``arms`` of a library protocol on ``patients`` virtual patients
+    (population parameters: ``parameters``, by default the shipped calibration)."""
     protocol = load_protocol(protocol_name)
-    population = generate_population(preset, patients, seed=seed)
+    population = generate_population(preset, patients, seed=seed, parameters=parameters)
     truth = simulate_truth(protocol, population, arms=arms, seed=seed, progress=progress)
     ids = list(population["subject_id"])
     observed = observe(

@@ -137,16 +137,22 @@ class Quantity(_Strict):
 
 class Uncertainty(_Strict):
     """The published uncertainty in numbers: a 95 % confidence interval (``ci95``), or an SD
-    with the n it was measured on, or only the n of a proportion (binomial, Wilson interval)."""
+    with the n it was measured on, or only the n of a proportion (binomial, Wilson interval), or
+    the standard error of the log of a ratio or time (``log_se``, derived where the study states
+    none; the target's note says how)."""
 
     ci95: tuple[float | None, float | None] | None = None
     sd: float | None = Field(None, gt=0)
     n: int | None = Field(None, ge=1)
+    log_se: float | None = Field(None, gt=0)
 
     def interval(self, value: float, unit: str) -> tuple[float | None, float | None]:
         """The 95 % interval around the published ``value`` (None where not stated)."""
         if self.ci95 is not None:
             return self.ci95
+        if self.log_se is not None:
+            half = 1.959964 * self.log_se
+            return value * float(np.exp(-half)), value * float(np.exp(half))
         if self.sd is not None and self.n is not None:
             half = 1.959964 * self.sd / np.sqrt(self.n)
             return value - half, value + half

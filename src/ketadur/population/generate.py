@@ -12,6 +12,7 @@ import pandas as pd
 from ketadur.errors import KetadurInputError
 from ketadur.model.parameters import REGISTRY
 from ketadur.population.presets import DEFAULT_PRESET, LogNormal, Preset, TruncNormal, get_preset
+from ketadur.population.typical import PopulationParameters, calibrated
 
 HORIZON_DAYS = 3650.0
 """Life events are drawn over ten years, the longest simulation the engines accept."""
@@ -31,9 +32,10 @@ def _draw(rng: np.random.Generator, d: TruncNormal | LogNormal) -> float:
     return float(np.clip(x, d.lower, d.upper))
 
 
-def _iiv_matrix(preset: Preset) -> tuple[list[str], np.ndarray]:
-    names = list(preset.iiv.cv)
-    sig = np.array([np.sqrt(np.log1p(preset.iiv.cv[n] ** 2)) for n in names])
+def _iiv_matrix(preset: Preset, values: PopulationParameters) -> tuple[list[str], np.ndarray]:
+    cv = {**preset.iiv.cv, **values.cv}
+    names = list(cv)
+    sig = np.array([np.sqrt(np.log1p(cv[n] ** 2)) for n in names])
     corr = np.eye(len(names))
     for (a, b), r in preset.iiv.correlations.items():
         i, j = names.index(a), names.index(b)
@@ -41,7 +43,13 @@ def _iiv_matrix(preset: Preset) -> tuple[list[str], np.ndarray]:
     return names, np.linalg.cholesky(corr * np.outer(sig, sig))
 
 
-def _patient(preset: Preset, rng: np.random.Generator, names: list[str], chol: np.ndarray) -> dict:
+def _patient(
+    preset: Preset,
+    rng: np.random.Generator,
+    names: list[str],
+    chol: np.ndarray,
+    typical: dict[str, float],
+) -> dict:
     female = rng.random() < preset.female_fraction
     weight = _draw(rng, preset.weight_kg_female if female else preset.weight_kg_male)
     q = preset.met_allele_frequency
@@ -74,10 +82,9 @@ def _patient(preset: Preset, rng: np.random.Generator, names: list[str], chol: n
         "life_events": ";".join(f"{d:.3f}:{p:.2f}" for d, p in zip(days, points, strict=True)),
     }
     eta = chol @ rng.standard_normal(len(names))
-    for p in REGISTRY.values():
-        row[p.name] = p.default
+    row.update(typical)
     for name, e in zip(names, eta, strict=True):
-        row[name] = REGISTRY[name].default * float(np.exp(e))
+        row[name] = typical[name] * float(np.exp(e))
     row["k10_per_min"] *= (weight / 70.0) ** preset.weight_exponent_k10
     for name in [*names, "k10_per_min"]:
         p = REGISTRY[name]
@@ -86,10 +93,19 @@ def _patient(preset: Preset, rng: np.random.Generator, names: list[str], chol: n
 
 
 def generate_population(
-    preset: str | Preset = DEFAULT_PRESET, n_patients: int = 1000, seed: int = 0, *, start: int = 0
+    preset: str | Preset = DEFAULT_PRESET,
+    n_patients: int = 1000,
+    seed: int = 0,
+    *,
+    start: int = 0,
+    parameters: PopulationParameters | None = None,
 ) -> pd.DataFrame:
     """Patients ``start`` to ``start + n_patients - 1`` of ``preset`` with ``seed``: one row each,
     covariates then every model parameter under its registry name.
+
+    Typical values and IIV CVs come from ``parameters``; by default from the calibration shipped
+    with the package (:func:`ketadur.population.typical.calibrated`). A patient's random draws do
+    not depend on them, so two parameter sets give the same patients (common random numbers).
 
     Examples
     --------
@@ -106,10 +122,12 @@ def generate_population(
         )
     if not (isinstance(seed, int) and seed >= 0):
         raise KetadurInputError("seed", "must be a non-negative integer", seed)
-    names, chol = _iiv_matrix(chosen)
+    values = calibrated() if parameters is None else parameters
+    names, chol = _iiv_matrix(chosen, values)
+    typical = {p.name: p.default for p in REGISTRY.values()} | dict(values.typical)
     rows = []
     for i in range(start, start + n_patients):
         row = {"subject_id": f"V{i:07d}"}
-        row.update(_patient(chosen, np.random.default_rng([seed, i]), names, chol))
+        row.update(_patient(chosen, np.random.default_rng([seed, i]), names, chol, typical))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,0 +1,476 @@
+"""Calibration: population-level parameters fitted to the published calibration targets.
+
+The free parameters are a handful of typical values (and one inter-individual CV) of the synaptic
+and symptom model, those the targets inform and no experiment fixes. Each candidate is scored by
+simulating every calibration design on one fixed pool of virtual patients, observed with fixed
+noise (common random numbers: only the parameters change between candidates), reducing each
+target to its pool-level statistic, and comparing it with the published value under a Gaussian
+likelihood whose variance is the published standard error squared, widened by the Monte Carlo
+error of the pool (``1 + n_trial / n_pool``). Priors are normal on each parameter's log-scaled
+plausible range, centred on the registry default.
+
+Method (justified in ``docs/calibration.md``): CMA-ES finds the posterior mode; the likelihood is
+then tempered by the misfit at the mode (Birge ratio) so that the posterior reflects the model's
+own error; adaptive multiple importance sampling (AMIS) from Gaussians seeded by CMA-ES's
+covariance turns the mode into weighted posterior draws. The budget is a number of model
+evaluations, so a result depends on seed and budget only, never on machine speed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+
+import cma
+import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from ketadur import __version__
+from ketadur.errors import KetadurInputError
+from ketadur.evidence.predict import _replicate_value, per_subject, simulate_design
+from ketadur.evidence.schema import Target, load_targets
+from ketadur.model.parameters import REGISTRY
+from ketadur.population.presets import get_preset
+from ketadur.population.typical import PopulationParameters
+
+CALIBRATION_VERSION = "2026.11-1"
+"""Version of the shipped calibration (bumped whenever it is regenerated)."""
+
+SECONDS_PER_EVALUATION = 10.0
+"""Nominal wall time of one objective evaluation with the default pool on the reference machine
+(2 cores, both used): converts ``--budget`` minutes into a fixed number of evaluations."""
+
+PRIOR_SD = 0.25
+"""Prior SD of each free parameter in units of its log-scaled plausible range."""
+
+MISSING_Z = 5.0
+"""Standardised residual charged when a candidate gives no estimate (e.g. no hazard ratio)."""
+
+POPSIZE = 8
+"""CMA-ES candidates per generation (fixed, so results do not depend on the worker count)."""
+
+PROPOSAL_FLOOR_SD = 0.04
+"""Smallest SD of an importance-sampling proposal, in units of a parameter's log range."""
+
+LOG_KINDS = ("hazard_ratio", "median_time")
+"""Quantities compared on the log scale (their intervals are multiplicative)."""
+
+
+@dataclass(frozen=True)
+class FreeParameter:
+    """One free parameter: a typical value (``name``) or an IIV CV (``cv:name``) searched on
+    the log scale between ``lower`` and ``upper``; ``centre`` is the prior's centre."""
+
+    key: str
+    lower: float
+    upper: float
+    centre: float
+    why: str
+
+    def to_value(self, u: float) -> float:
+        """Value at position ``u`` in [0, 1] of the log-scaled range."""
+        lo, hi = math.log(self.lower), math.log(self.upper)
+        return float(math.exp(lo + min(max(u, 0.0), 1.0) * (hi - lo)))
+
+    def to_unit(self, value: float) -> float:
+        """Inverse of :meth:`to_value`."""
+        lo, hi = math.log(self.lower), math.log(self.upper)
+        return (math.log(value) - lo) / (hi - lo)
+
+
+def _typical(name: str, why: str, lower: float | None = None) -> FreeParameter:
+    p = REGISTRY[name]
+    return FreeParameter(name, lower or p.lower, p.upper, p.default, why)
+
+
+FREE_PARAMETERS: tuple[FreeParameter, ...] = (
+    _typical("relief_half_max", "size of the antidepressant effect (24 h response, MADRS change)"),
+    _typical("potentiation_formation_per_h", "speed of onset (MADRS drop 2 h after an infusion)"),
+    _typical("potentiation_half_life_h", "fading of a single dose over days (72 h, day 7)"),
+    _typical("structural_half_life_days", "durability after a series (time to relapse)"),
+    _typical(
+        "stabilisation_per_day",
+        "lasting change after months of treatment (SUSTAIN-1 placebo withdrawal)",
+        lower=0.005,
+    ),
+    FreeParameter(
+        "cv:relief_half_max",
+        0.05,
+        1.5,
+        get_preset("trd-adults").iiv.cv["relief_half_max"],
+        "heterogeneity of response between patients (response and remission rates)",
+    ),
+)
+"""The default free parameters (typical values in registry units, and one CV)."""
+
+
+def population_parameters(values: dict[str, float], label: str) -> PopulationParameters:
+    """Population parameters from free-parameter values keyed like :data:`FREE_PARAMETERS`."""
+    typical = {k: v for k, v in values.items() if not k.startswith("cv:")}
+    cv = {k.removeprefix("cv:"): v for k, v in values.items() if k.startswith("cv:")}
+    return PopulationParameters(typical=typical, cv=cv, label=label)
+
+
+# ------------------------------------------------------------------------------ objective
+
+
+def _published_se(target: Target) -> float:
+    """Standard error of the published value, on the comparison scale."""
+    how = target.how
+    low, high = how.uncertainty.interval(how.value, how.unit)
+    if low is None or high is None:
+        raise KetadurInputError(f"targets.{target.id}", "calibration target without uncertainty")
+    if how.quantity.kind in LOG_KINDS:
+        return (math.log(high) - math.log(low)) / (2 * 1.959964)
+    return (high - low) / (2 * 1.959964)
+
+
+@dataclass(frozen=True)
+class TargetFit:
+    """One target at one candidate: the pool statistic, the published value, residual ``z``."""
+
+    id: str
+    model: float | None
+    published: float
+    z: float
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Scores candidates on ``targets`` with a fixed pool of ``pool`` patients and ``seed``.
+
+    ``targets`` may be replaced (e.g. synthetic values for a recovery test); the score is the
+    log-likelihood of the published values given the candidate (see the module docstring)."""
+
+    targets: tuple[Target, ...]
+    free: tuple[FreeParameter, ...] = FREE_PARAMETERS
+    pool: int = 150
+    seed: int = 0
+
+    def designs(self) -> dict[tuple[str, str], list[str]]:
+        """Arms to simulate per (protocol, preset)."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for t in self.targets:
+            q = t.how.quantity
+            arms = out.setdefault((t.how.protocol, t.how.population), [])
+            arms += [a for a in (*q.arms, q.reference_arm) if a and a not in arms]
+        return out
+
+    def statistics(self, values: dict[str, float]) -> dict[str, tuple[float | None, int]]:
+        """Each target's pool statistic and the number of pooled subjects it rests on."""
+        params = population_parameters(values, "candidate")
+        out: dict[str, tuple[float | None, int]] = {}
+        for (protocol, preset), arms in self.designs().items():
+            design = simulate_design(
+                protocol, preset, arms, patients=self.pool, seed=self.seed, parameters=params
+            )
+            for t in self.targets:
+                if (t.how.protocol, t.how.population) != (protocol, preset):
+                    continue
+                rows = per_subject(design, t.how)
+                chosen = rows[rows["selected"]]
+                value = _replicate_value(t.how.quantity, chosen)
+                if not np.isfinite(value) and t.how.quantity.kind == "median_time" and len(chosen):
+                    # median not reached: the longest follow-up is a lower bound
+                    value = float(chosen["t_days"].max()) / t.how.quantity.unit_days
+                n_arms = len(t.how.quantity.arms) + bool(t.how.quantity.reference_arm)
+                n = max(1, len(chosen) // n_arms)
+                out[t.id] = (float(value) if np.isfinite(value) else None, n)
+        return out
+
+    def fits(self, values: dict[str, float]) -> list[TargetFit]:
+        """Standardised residual of every target at ``values``."""
+        stats = self.statistics(values)
+        fits = []
+        for t in self.targets:
+            how = t.how
+            model, n_pool = stats[t.id]
+            se = _published_se(t) * math.sqrt(1.0 + how.trial_patients / n_pool)
+            if model is None or (how.quantity.kind in LOG_KINDS and model <= 0):
+                z = MISSING_Z
+            elif how.quantity.kind in LOG_KINDS:
+                z = (math.log(model) - math.log(how.value)) / se
+            else:
+                z = (model - how.value) / se
+            fits.append(TargetFit(t.id, model, how.value, float(z)))
+        return fits
+
+    def log_prior(self, u: np.ndarray) -> float:
+        """Log prior density (up to a constant) at unit coordinates ``u``."""
+        if np.any(u < 0) or np.any(u > 1):
+            return -math.inf
+        centre = np.array([f.to_unit(f.centre) for f in self.free])
+        return float(-0.5 * np.sum(((u - centre) / PRIOR_SD) ** 2))
+
+    def values(self, u: np.ndarray) -> dict[str, float]:
+        """Free-parameter values at unit coordinates ``u``."""
+        return {f.key: f.to_value(float(x)) for f, x in zip(self.free, u, strict=True)}
+
+    def synthetic(self, values: dict[str, float]) -> Objective:
+        """The same objective with each target's published value replaced by the model's own
+        statistic at ``values`` (uncertainties kept): a parameter-recovery problem whose
+        answer is known."""
+        stats = self.statistics(values)
+        targets = []
+        for t in self.targets:
+            model, _ = stats[t.id]
+            if model is None:
+                raise KetadurInputError(f"targets.{t.id}", "no model estimate at these values")
+            how = t.how.model_copy(update={"value": model})
+            targets.append(t.model_copy(update={"how": how}))
+        return replace(self, targets=tuple(targets))
+
+    def chi2(self, u: np.ndarray) -> float:
+        """Sum of squared standardised residuals at ``u`` (minus twice the log-likelihood)."""
+        return float(sum(f.z**2 for f in self.fits(self.values(u))))
+
+
+def _chi2(args: tuple[Objective, np.ndarray]) -> float:
+    objective, u = args
+    return objective.chi2(u)
+
+
+# ------------------------------------------------------------------------------ the fit
+
+
+@dataclass
+class CalibrationResult:
+    """A calibration: mode, weighted posterior draws and provenance (a JSON-ready document
+    by :meth:`document`)."""
+
+    free: tuple[FreeParameter, ...]
+    point: dict[str, float]
+    draws: list[dict[str, float]]
+    fits: list[TargetFit]
+    settings: dict
+    diagnostics: dict
+    history: list[dict] = field(default_factory=list)
+
+    def document(self) -> dict:
+        """The calibration file's content (schema in ``docs/calibration.md``)."""
+        return {
+            "version": CALIBRATION_VERSION,
+            "ketadur_version": __version__,
+            "method": (
+                "CMA-ES to the posterior mode, likelihood tempered by the Birge ratio, then "
+                "adaptive multiple importance sampling (AMIS) seeded by the CMA-ES covariance"
+            ),
+            "settings": self.settings,
+            "free_parameters": [
+                {
+                    "key": f.key,
+                    "lower": f.lower,
+                    "upper": f.upper,
+                    "prior_centre": f.centre,
+                    "prior_sd_log_range": PRIOR_SD,
+                    "informed_by": f.why,
+                }
+                for f in self.free
+            ],
+            "point": self.point,
+            "posterior": _summary(self.draws),
+            "draws": self.draws,
+            "fits_at_point": [f.__dict__ for f in self.fits],
+            "diagnostics": self.diagnostics,
+        }
+
+
+def _summary(draws: list[dict[str, float]]) -> dict:
+    keys = list(draws[0])
+    out = {}
+    for k in keys:
+        x = np.array([d[k] for d in draws])
+        q05, q50, q95 = np.quantile(x, [0.05, 0.5, 0.95])
+        out[k] = {"median": float(q50), "p05": float(q05), "p95": float(q95)}
+    return out
+
+
+def has_uncertainty(target: Target) -> bool:
+    """Whether the target states (or derives) an uncertainty, without which it cannot be
+    weighed in the likelihood (it is then validated but not fitted)."""
+    how = target.how
+    return None not in how.uncertainty.interval(how.value, how.unit)
+
+
+def calibration_targets(only: Sequence[str] | None = None) -> tuple[Target, ...]:
+    """The library's calibration targets that state an uncertainty (or those whose id is in
+    ``only``)."""
+    targets = [t for t in load_targets("calibration") if t.how is not None and has_uncertainty(t)]
+    if only:
+        unknown = sorted(set(only) - {t.id for t in targets})
+        if unknown:
+            raise KetadurInputError("targets", "not calibration targets", unknown)
+        targets = [t for t in targets if t.id in set(only)]
+    return tuple(targets)
+
+
+def evaluations_for(budget_minutes: float) -> int:
+    """Model evaluations a budget buys at the nominal cost (at least 2 CMA-ES generations)."""
+    if not budget_minutes > 0:
+        raise KetadurInputError("budget", "must be a positive number of minutes", budget_minutes)
+    return max(16, int(budget_minutes * 60.0 / SECONDS_PER_EVALUATION))
+
+
+class _Evaluator:
+    """Evaluates batches of candidates, in worker processes when ``workers`` > 1."""
+
+    def __init__(self, objective: Objective, workers: int) -> None:
+        self.objective = objective
+        self.pool = (
+            ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+        )
+        self.count = 0
+
+    def __call__(self, batch: list[np.ndarray]) -> list[float]:
+        args = [(self.objective, np.asarray(u, dtype=float)) for u in batch]
+        out = list(self.pool.map(_chi2, args)) if self.pool else [_chi2(a) for a in args]
+        self.count += len(batch)
+        return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def calibrate(
+    objective: Objective,
+    *,
+    evaluations: int,
+    seed: int = 0,
+    draws: int = 40,
+    workers: int = 1,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CalibrationResult:
+    """Fit ``objective``'s free parameters with ``evaluations`` model evaluations in all
+    (about 70 % CMA-ES, 30 % importance sampling); ``draws`` posterior draws are kept."""
+    if evaluations < 16:
+        raise KetadurInputError("evaluations", "must be at least 16", evaluations)
+    start = time.perf_counter()
+    d = len(objective.free)
+    rng = np.random.default_rng([seed, 1])
+    evaluate = _Evaluator(objective, workers)
+    history: list[dict] = []
+    seen_u: list[np.ndarray] = []
+    seen_post: list[float] = []
+
+    def log_post(u: np.ndarray, chi2: float, temper: float = 1.0) -> float:
+        return -0.5 * chi2 / temper + objective.log_prior(u)
+
+    try:
+        # ---- CMA-ES on minus the log posterior, in unit coordinates
+        cma_budget = int(0.7 * evaluations)
+        x0 = [f.to_unit(f.centre) for f in objective.free]
+        es = cma.CMAEvolutionStrategy(
+            x0,
+            0.15,
+            {
+                "bounds": [0.0, 1.0],
+                "popsize": POPSIZE,
+                "seed": int(rng.integers(1, 2**31 - 1)),
+                "verbose": -9,
+                "maxfevals": cma_budget,
+            },
+        )
+        chi2s: list[float] = []
+        while not es.stop() and evaluate.count + POPSIZE <= cma_budget:
+            us = es.ask()
+            c = evaluate(us)
+            es.tell(us, [-log_post(np.asarray(u), ci) for u, ci in zip(us, c, strict=True)])
+            seen_u += [np.asarray(u) for u in us]
+            chi2s += c
+            history.append({"stage": "cma", "evaluations": evaluate.count, "best_chi2": min(chi2s)})
+            if progress:
+                progress("cma-es", evaluate.count, evaluations)
+        # ---- tempering: the misfit at the mode widens every target's error
+        post0 = [log_post(u, c) for u, c in zip(seen_u, chi2s, strict=True)]
+        best = int(np.argmax(post0))
+        chi2_min = chi2s[best]
+        n_targets = len(objective.targets)
+        temper = max(1.0, chi2_min / max(1, n_targets - d))
+        seen_post = [log_post(u, c, temper) for u, c in zip(seen_u, chi2s, strict=True)]
+        # ---- AMIS: Gaussian proposals, each from the weighted samples so far
+        mean = seen_u[best]
+        # CMA-ES's covariance, doubled in SD, with a floor: a defensive width so that a ridge
+        # of the posterior beyond CMA-ES's last steps is still sampled
+        cov = es.sigma**2 * np.asarray(es.C) * 4.0 + np.eye(d) * PROPOSAL_FLOOR_SD**2
+        rounds = 3
+        per_round = max(2, (evaluations - evaluate.count) // rounds)
+        proposals: list[tuple[np.ndarray, np.ndarray, int]] = []
+        is_u: list[np.ndarray] = []
+        is_post: list[float] = []
+        for _ in range(rounds):
+            batch = []
+            while len(batch) < per_round:
+                u = rng.multivariate_normal(mean, cov)
+                if np.all((u >= 0) & (u <= 1)):
+                    batch.append(u)
+            c = evaluate(batch)
+            proposals.append((mean, cov, per_round))
+            is_u += batch
+            is_post += [log_post(u, ci, temper) for u, ci in zip(batch, c, strict=True)]
+            w = _truncated_weights(_amis_log_weights(np.array(is_u), np.array(is_post), proposals))
+            mean = np.average(np.array(is_u), axis=0, weights=w)
+            centred = np.array(is_u) - mean
+            cov = (centred * w[:, None]).T @ centred * 1.5**2 + np.eye(d) * PROPOSAL_FLOOR_SD**2
+            history.append({"stage": "amis", "evaluations": evaluate.count,
+                            "ess": float(1.0 / np.sum(w**2))})  # fmt: skip
+            if progress:
+                progress("importance sampling", evaluate.count, evaluations)
+        # ---- draws: systematic resampling of the weighted samples; point: the best seen
+        positions = (rng.random() + np.arange(draws)) / draws
+        picked = np.minimum(np.searchsorted(np.cumsum(w), positions), len(w) - 1)
+        all_u = seen_u + is_u
+        all_post = seen_post + is_post
+        point_u = all_u[int(np.argmax(all_post))]
+    finally:
+        evaluate.close()
+    point = objective.values(point_u)
+    return CalibrationResult(
+        free=objective.free,
+        point=point,
+        draws=[objective.values(is_u[i]) for i in picked],
+        fits=objective.fits(point),
+        settings={
+            "seed": seed,
+            "evaluations": evaluations,
+            "pool": objective.pool,
+            "pool_seed": objective.seed,
+            "targets": [t.id for t in objective.targets],
+        },
+        diagnostics={
+            "chi2_at_mode_untempered": chi2_min,
+            "targets": n_targets,
+            "free_parameters": d,
+            "birge_temper": temper,
+            "importance_ess": float(1.0 / np.sum(w**2)),
+            "importance_samples": len(is_u),
+            "runtime_s": time.perf_counter() - start,
+        },
+        history=history,
+    )
+
+
+def _truncated_weights(log_w: np.ndarray) -> np.ndarray:
+    """Normalised importance weights, each capped at sqrt(N) times their mean (truncated
+    importance sampling, Ionides 2008, J Comput Graph Stat 17:295) so that one sample in the
+    proposal's tail cannot carry the posterior."""
+    w = np.exp(log_w - log_w.max())
+    w = np.minimum(w, w.mean() * math.sqrt(len(w)))
+    return w / w.sum()
+
+
+def _amis_log_weights(
+    u: np.ndarray, log_post: np.ndarray, proposals: list[tuple[np.ndarray, np.ndarray, int]]
+) -> np.ndarray:
+    """Deterministic-mixture weights: posterior over the mixture of all proposals so far."""
+    total = sum(n for _, _, n in proposals)
+    logq = logsumexp(
+        [math.log(n / total) + multivariate_normal(m, c).logpdf(u) for m, c, n in proposals],
+        axis=0,
+    )
+    return log_post - logq

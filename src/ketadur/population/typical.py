@@ -1,0 +1,99 @@
+"""Population-level parameter values: typical values and inter-individual CVs.
+
+A virtual patient's parameter is ``typical * exp(eta)``, with ``eta`` drawn from the preset's IIV.
+The registry holds the uncalibrated typical values; a calibration (``ketadur calibrate``) replaces
+some of them, and some CVs, with values fitted to published trials. This module holds one such set
+of replacements and loads the calibrated set shipped with the package, which every population
+simulation uses unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+
+from ketadur.errors import KetadurInputError
+from ketadur.model.parameters import REGISTRY
+
+CALIBRATION_RESOURCE = "calibration.json"
+"""File name of the shipped calibration in the ``ketadur.evidence`` package."""
+
+MAX_CV = 2.0
+"""Largest inter-individual coefficient of variation accepted (log-normal)."""
+
+
+@dataclass(frozen=True)
+class PopulationParameters:
+    """Typical values (registry units) and IIV CVs that replace the registry defaults and a
+    preset's CVs; parameters not named keep theirs. ``label`` says where the values come from."""
+
+    typical: Mapping[str, float] = field(default_factory=dict)
+    cv: Mapping[str, float] = field(default_factory=dict)
+    label: str = "registry"
+
+    def __post_init__(self) -> None:
+        for name, value in self.typical.items():
+            if name not in REGISTRY:
+                raise KetadurInputError(f"typical.{name}", "not a registry parameter")
+            p = REGISTRY[name]
+            if not p.lower <= value <= p.upper:
+                raise KetadurInputError(
+                    f"typical.{name}", f"must lie in [{p.lower}, {p.upper}] {p.unit}", value
+                )
+        for name, value in self.cv.items():
+            if name not in REGISTRY:
+                raise KetadurInputError(f"cv.{name}", "not a registry parameter")
+            if not 0.0 < value <= MAX_CV:
+                raise KetadurInputError(f"cv.{name}", f"must lie in (0, {MAX_CV}]", value)
+        object.__setattr__(self, "typical", MappingProxyType(dict(self.typical)))
+        object.__setattr__(self, "cv", MappingProxyType(dict(self.cv)))
+
+    @classmethod
+    def registry(cls) -> PopulationParameters:
+        """No replacements: the registry's typical values and the presets' CVs."""
+        return cls()
+
+    def as_dict(self) -> dict:
+        """A JSON-ready copy."""
+        return {"typical": dict(self.typical), "cv": dict(self.cv), "label": self.label}
+
+
+@cache
+def shipped_calibration() -> dict | None:
+    """The calibration document shipped as package data, or ``None`` when there is none."""
+    ref = resources.files("ketadur.evidence").joinpath(CALIBRATION_RESOURCE)
+    if not ref.is_file():
+        return None
+    return json.loads(ref.read_text(encoding="utf-8"))
+
+
+def calibrated(draw: int | None = None) -> PopulationParameters:
+    """The shipped calibration's point estimate (``draw=None``) or its posterior draw ``draw``
+    (taken modulo the number of draws); the registry values when nothing is shipped."""
+    doc = shipped_calibration()
+    if doc is None:
+        return PopulationParameters.registry()
+    return from_document(doc, draw)
+
+
+def from_document(doc: Mapping, draw: int | None = None) -> PopulationParameters:
+    """Population parameters from a calibration document (see ``docs/calibration.md``)."""
+    if draw is None:
+        values, label = doc["point"], f"calibrated {doc['version']} (point)"
+    else:
+        draws = doc["draws"]
+        k = draw % len(draws)
+        values, label = draws[k], f"calibrated {doc['version']} (draw {k})"
+    typical = {k: v for k, v in values.items() if not k.startswith("cv:")}
+    cv = {k.removeprefix("cv:"): v for k, v in values.items() if k.startswith("cv:")}
+    return PopulationParameters(typical=typical, cv=cv, label=label)
+
+
+def draw_count() -> int:
+    """Number of posterior draws shipped (0 when no calibration is shipped)."""
+    doc = shipped_calibration()
+    return 0 if doc is None else len(doc["draws"])
