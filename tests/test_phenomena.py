@@ -1,14 +1,16 @@
 """The qualitative phenomena the model must show for the typical patient (issue "Foundation").
 
-Each compares simulated quantities; thresholds are stated next to each assertion.
+Each compares simulated quantities; thresholds are stated next to each assertion. Every phenomenon
+is checked twice: with the registry's uncalibrated values and with the shipped calibration's
+typical values (issue "Evidence, calibration and validation": calibration must not break them).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ketadur import (
-    TYPICAL_PATIENT,
     AdjunctWindow,
     LifestyleChange,
     Patient,
@@ -19,18 +21,35 @@ from ketadur import (
     single_infusion,
     six_infusions,
 )
+from ketadur.model.parameters import ParameterSet
 from ketadur.regimen import INDUCTION_DAYS_THRICE_WEEKLY
 from ketadur.summaries import benefit_half_time, day_of_loss_of_response
 
-BASELINE = TYPICAL_PATIENT.baseline_madrs
+BASELINE = Patient().baseline_madrs
 LAST_INDUCTION_DAY = INDUCTION_DAYS_THRICE_WEEKLY[-1]
+
+
+@pytest.fixture(scope="module", params=["registry", "calibrated"])
+def params(request) -> ParameterSet:
+    """The typical values the patient is built on."""
+    return ParameterSet.registry() if request.param == "registry" else ParameterSet.typical()
+
+
+@pytest.fixture(scope="module")
+def single_result(params):
+    return simulate(single_infusion(), Patient(params=params), t_end_days=90.0)
+
+
+@pytest.fixture(scope="module")
+def six_result(params):
+    return simulate(six_infusions(), Patient(params=params), t_end_days=90.0)
 
 
 def _improvement(result):
     return BASELINE - result.table["madrs"].to_numpy()
 
 
-def test_single_infusion_time_course(single_result):
+def test_single_infusion_time_course(params, single_result):
     t = single_result.table["t_days"].to_numpy()
     improvement = _improvement(single_result)
     # Falls within 4 h: at least a quarter of baseline gone by 4 h.
@@ -42,7 +61,7 @@ def test_single_infusion_time_course(single_result):
     assert BASELINE - single_result.at(14.0) < 0.5 * improvement.max()
 
 
-def test_six_infusions_deeper_and_longer_than_one(single_result, six_result):
+def test_six_infusions_deeper_and_longer_than_one(params, single_result, six_result):
     assert six_result.table["madrs"].min() < single_result.table["madrs"].min() - 1.0
     lost_single = day_of_loss_of_response(single_result, baseline_madrs=BASELINE)
     lost_six = day_of_loss_of_response(six_result, baseline_madrs=BASELINE, after_day=11.0)
@@ -50,10 +69,11 @@ def test_six_infusions_deeper_and_longer_than_one(single_result, six_result):
     assert lost_six - LAST_INDUCTION_DAY > 1.5 * lost_single
 
 
-def test_dusp6_inhibitor_window_extends_benefit_threefold(single_result):
+def test_dusp6_inhibitor_window_extends_benefit_threefold(params, single_result):
     """Ma 2025: transient DUSP6 inhibition around one dose extends the effect to ~2 months."""
     with_dusp6 = simulate(
         single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0)),
+        Patient(params=params),
         t_end_days=90.0,
     )
     lost_alone = day_of_loss_of_response(single_result, baseline_madrs=BASELINE)
@@ -61,8 +81,8 @@ def test_dusp6_inhibitor_window_extends_benefit_threefold(single_result):
     assert lost_dusp6 >= 3.0 * lost_alone
 
 
-def test_trkb_deletion_abolishes_effect_and_dusp6_extension():
-    deleted = Patient(trkb_deleted=True)
+def test_trkb_deletion_abolishes_effect_and_dusp6_extension(params):
+    deleted = Patient(params=params, trkb_deleted=True)
     alone = simulate(single_infusion(), deleted, t_end_days=30.0)
     dusp6 = simulate(
         single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0)),
@@ -73,23 +93,24 @@ def test_trkb_deletion_abolishes_effect_and_dusp6_extension():
     assert _improvement(dusp6).max() < 0.5
 
 
-def test_cbt_inside_window_beats_same_sessions_outside():
+def test_cbt_inside_window_beats_same_sessions_outside(params):
     """Same six CBT sessions: the day after each infusion (inside 72 h) vs from day 16 on, at least
     4 days after the last infusion (outside)."""
     six = six_infusions()
     inside = six.with_sessions(TherapySession(day=d + 1.0) for d in INDUCTION_DAYS_THRICE_WEEKLY)
     outside = six.with_sessions(TherapySession(day=d) for d in (16.0, 19.0, 23.0, 26.0, 30.0, 33.0))
-    r_in = simulate(inside, t_end_days=120.0)
-    r_out = simulate(outside, t_end_days=120.0)
+    r_in = simulate(inside, Patient(params=params), t_end_days=120.0)
+    r_out = simulate(outside, Patient(params=params), t_end_days=120.0)
     lost_in = day_of_loss_of_response(r_in, baseline_madrs=BASELINE, after_day=11.0)
     lost_out = day_of_loss_of_response(r_out, baseline_madrs=BASELINE, after_day=11.0)
     assert lost_in > lost_out + 7.0
     assert r_in.at(60.0) < r_out.at(60.0) - 2.0
 
 
-def test_cbt_and_ketamine_beats_ketamine_alone(six_result):
+def test_cbt_and_ketamine_beats_ketamine_alone(params, six_result):
     with_cbt = simulate(
         six_infusions().with_sessions(TherapySession(day=1.0 + 7 * i) for i in range(12)),
+        Patient(params=params),
         t_end_days=90.0,
     )
     assert day_of_loss_of_response(
@@ -104,11 +125,11 @@ def _per_dose_mtorc1(result, dose_day: float) -> float:
     return float(np.trapezoid(tb.loc[window, "mtorc1"], tb.loc[window, "t_days"]))
 
 
-def test_tolerance_prone_patient_loses_per_dose_effect():
+def test_tolerance_prone_patient_loses_per_dose_effect(params):
     days = [7.0 * w + o for w in range(8) for o in (0.0, 2.0, 4.0)]
     regimen = iv_infusions(days)
-    typical = simulate(regimen, TYPICAL_PATIENT, t_end_days=57.0)
-    prone = simulate(regimen, Patient(tolerance_propensity=5.0), t_end_days=57.0)
+    typical = simulate(regimen, Patient(params=params), t_end_days=57.0)
+    prone = simulate(regimen, Patient(params=params, tolerance_propensity=5.0), t_end_days=57.0)
     ratio_typical = _per_dose_mtorc1(typical, days[-1]) / _per_dose_mtorc1(typical, 0.0)
     ratio_prone = _per_dose_mtorc1(prone, days[-1]) / _per_dose_mtorc1(prone, 0.0)
     # The prone patient's 24th dose triggers at most 60 % of the first dose's mTORC1 burst;
@@ -117,44 +138,52 @@ def test_tolerance_prone_patient_loses_per_dose_effect():
     assert ratio_typical > 0.8
 
 
-def test_met_carriers_respond_less(single_result):
+def test_met_carriers_respond_less(params, single_result):
     best = {}
     for genotype in ("val/val", "val/met", "met/met"):
-        res = simulate(single_infusion(), Patient(bdnf_genotype=genotype), t_end_days=14.0)
+        res = simulate(
+            single_infusion(), Patient(params=params, bdnf_genotype=genotype), t_end_days=14.0
+        )
         best[genotype] = _improvement(res).max()
     assert best["val/met"] < best["val/val"]
     assert best["met/met"] < best["val/met"] - 1.0
 
 
-def test_higher_dose_stronger_but_shorter_lived():
+def test_higher_dose_stronger_but_shorter_lived(params):
     """Seed 003: higher doses produce stronger but potentially shorter-lived changes."""
-    low = simulate(iv_infusions([0.0], dose_mg_per_kg=0.5), t_end_days=60.0)
-    high = simulate(iv_infusions([0.0], dose_mg_per_kg=1.0), t_end_days=60.0)
+    low = simulate(iv_infusions([0.0], dose_mg_per_kg=0.5), Patient(params=params), t_end_days=60.0)
+    high = simulate(
+        iv_infusions([0.0], dose_mg_per_kg=1.0), Patient(params=params), t_end_days=60.0
+    )
     assert _improvement(high).max() > _improvement(low).max()
     assert benefit_half_time(high, baseline_madrs=BASELINE) < benefit_half_time(
         low, baseline_madrs=BASELINE
     )
 
 
-def test_situational_depression_resolves_without_treatment():
-    patient = Patient(baseline_madrs=36.0, situational_madrs=10.0, situational_half_life_days=20.0)
+def test_situational_depression_resolves_without_treatment(params):
+    patient = Patient(
+        params=params, baseline_madrs=36.0, situational_madrs=10.0, situational_half_life_days=20.0
+    )
     res = simulate(Regimen(name="no treatment"), patient, t_end_days=120.0)
     assert res.at(120.0) < 36.0 - 9.0
 
 
-def test_younger_age_and_healthier_lifestyle_prolong_benefit():
+def test_younger_age_and_healthier_lifestyle_prolong_benefit(params):
     """Seed 003: younger patients keep plasticity longer; exercise and sleep support it."""
     regimen = six_infusions()
-    typical = simulate(regimen, t_end_days=90.0)
-    younger = simulate(regimen, Patient(age_years=25.0), t_end_days=90.0)
+    typical = simulate(regimen, Patient(params=params), t_end_days=90.0)
+    younger = simulate(regimen, Patient(params=params, age_years=25.0), t_end_days=90.0)
     lifestyle = simulate(
         regimen.with_lifestyle(
             LifestyleChange(start_day=0.0, exercise_sessions_per_week=4, sleep_h_per_night=8)
         ),
-        Patient(habitual_sleep_h_per_night=5.5),
+        Patient(params=params, habitual_sleep_h_per_night=5.5),
         t_end_days=90.0,
     )
-    poor_sleeper = simulate(regimen, Patient(habitual_sleep_h_per_night=5.5), t_end_days=90.0)
+    poor_sleeper = simulate(
+        regimen, Patient(params=params, habitual_sleep_h_per_night=5.5), t_end_days=90.0
+    )
 
     def lost(r):
         return day_of_loss_of_response(r, baseline_madrs=BASELINE, after_day=LAST_INDUCTION_DAY)

@@ -151,6 +151,7 @@ class Objective:
     free: tuple[FreeParameter, ...] = FREE_PARAMETERS
     pool: int = 150
     seed: int = 0
+    prior_sd: float = PRIOR_SD
 
     def designs(self) -> dict[tuple[str, str], list[str]]:
         """Arms to simulate per (protocol, preset)."""
@@ -205,7 +206,7 @@ class Objective:
         if np.any(u < 0) or np.any(u > 1):
             return -math.inf
         centre = np.array([f.to_unit(f.centre) for f in self.free])
-        return float(-0.5 * np.sum(((u - centre) / PRIOR_SD) ** 2))
+        return float(-0.5 * np.sum(((u - centre) / self.prior_sd) ** 2))
 
     def values(self, u: np.ndarray) -> dict[str, float]:
         """Free-parameter values at unit coordinates ``u``."""
@@ -267,7 +268,7 @@ class CalibrationResult:
                     "lower": f.lower,
                     "upper": f.upper,
                     "prior_centre": f.centre,
-                    "prior_sd_log_range": PRIOR_SD,
+                    "prior_sd_log_range": self.settings["prior_sd"],
                     "informed_by": f.why,
                 }
                 for f in self.free
@@ -440,6 +441,7 @@ def calibrate(
             "evaluations": evaluations,
             "pool": objective.pool,
             "pool_seed": objective.seed,
+            "prior_sd": objective.prior_sd,
             "targets": [t.id for t in objective.targets],
         },
         diagnostics={

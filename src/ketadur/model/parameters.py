@@ -878,7 +878,15 @@ class ParameterSet(Mapping[str, float]):
 
     @classmethod
     def typical(cls) -> ParameterSet:
-        """The registry defaults (the typical patient)."""
+        """The typical patient: the registry defaults with the shipped calibration's typical
+        values (``ketadur calibrate``); the registry defaults alone when none is shipped."""
+        from ketadur.population.typical import calibrated
+
+        return cls(calibrated().typical)
+
+    @classmethod
+    def registry(cls) -> ParameterSet:
+        """The registry defaults alone (uncalibrated)."""
         return cls()
 
     def replace(self, **changes: float) -> ParameterSet:
