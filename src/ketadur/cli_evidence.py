@@ -31,6 +31,7 @@ def run_validate(
     only: list[str] | None,
     as_json: bool,
     report: Path | None,
+    parameter_draws: int = 0,
 ):
     """Check the inputs, validate with a progress bar, then print and write the results."""
     from ketadur.evidence.schema import load_targets
@@ -57,7 +58,10 @@ def run_validate(
         def progress(design: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, description=f"done {design}")
 
-        result = validate(seed=seed, pool=pool, replicates=replicates, only=only, progress=progress)
+        result = validate(
+            seed=seed, pool=pool, replicates=replicates, only=only,
+            parameter_draws=parameter_draws, progress=progress,
+        )  # fmt: skip
     if report is not None:
         write_text_atomic(report, validation_html(result))
     if as_json:
@@ -113,11 +117,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
         report: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+        parameter_draws: Annotated[
+            int,
+            typer.Option(
+                help="Posterior parameter draws to include (0: calibrated point; K: K times "
+                "the run time)."
+            ),
+        ] = 0,
     ) -> None:
         """Run every published target's design and compare the model with what was published."""
         run_validate(
             seed=seed, pool=pool, replicates=replicates, only=only, as_json=as_json,
-            report=report,
+            report=report, parameter_draws=parameter_draws,
         )  # fmt: skip
 
 

@@ -40,6 +40,8 @@ def run_trial_cmd(
 ):
     """Check every input, run the trial with a progress bar, then print and write results."""
     from ketadur.cli_population import population_table
+    from ketadur.population.generate import generate_replicates
+    from ketadur.population.presets import PRESETS
     from ketadur.protocols.io import load_protocol
     from ketadur.reports.trial_report import trial_html
     from ketadur.trials.run import run_trial
@@ -54,7 +56,10 @@ def run_trial_cmd(
         raise KetadurInputError("--out", "must be a folder", str(out))
     protocol = load_protocol(protocol_name)
     check_assessed(protocol)
-    table = population_table(population, patients * replicates, seed)
+    if replicates > 1 and population in PRESETS:
+        table = generate_replicates(population, patients, replicates, seed)
+    else:
+        table = population_table(population, patients * replicates, seed)
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),

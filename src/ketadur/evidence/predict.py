@@ -66,12 +66,16 @@ def simulate_design(
     seed: int,
     observation: ObservationModel = TYPICAL_OBSERVATION,
     parameters: PopulationParameters | None = None,
+    start: int = 0,
     progress: Callable[[str, int], None] | None = None,
 ) -> Design:
-    """Simulate and observe ``arms`` of a library protocol on ``patients`` virtual patients
-    (population parameters: ``parameters``, by default the shipped calibration)."""
+    """Simulate and observe ``arms`` of a library protocol on virtual patients ``start`` to
+    ``start + patients - 1`` (population parameters: ``parameters``, by default the shipped
+    calibration's point)."""
     protocol = load_protocol(protocol_name)
-    population = generate_population(preset, patients, seed=seed, parameters=parameters)
+    population = generate_population(
+        preset, patients, seed=seed, parameters=parameters, start=start
+    )
     truth = simulate_truth(protocol, population, arms=arms, seed=seed, progress=progress)
     ids = list(population["subject_id"])
     observed = observe(
@@ -216,21 +220,31 @@ def predict(target: Target, subjects: pd.DataFrame, *, replicates: int, seed: in
     """Replicate the target's trial ``replicates`` times from the per-subject table: each arm
     draws ``trial_patients`` patients from the pool with replacement (the pool stands for the
     population the trial sampled; from the phase entrants when the target is computed among a
-    phase's entrants), and the result is computed on those selected."""
+    phase's entrants), and the result is computed on those selected. When the table has a
+    ``draw`` column (one pool per posterior parameter draw), replicate ``r`` samples the pool of
+    draw ``r`` modulo their number, so the spread holds parameter uncertainty too."""
     how = target.how
     assert how is not None
     q = how.quantity
     n = how.trial_patients
     rng = np.random.default_rng([seed, _stable_hash(target.id)])
     draw_from_selected = q.among.phase is not None
-    groups = []
-    for arm in [*q.arms, *([q.reference_arm] if q.reference_arm else [])]:
-        g = subjects[subjects["arm"] == arm]
-        groups.append(g[g["selected"]] if draw_from_selected else g)
+    pools = (
+        [subjects[subjects["draw"] == k] for k in sorted(subjects["draw"].unique())]
+        if "draw" in subjects.columns
+        else [subjects]
+    )
+    arm_groups = []
+    for pool in pools:
+        groups = []
+        for arm in [*q.arms, *([q.reference_arm] if q.reference_arm else [])]:
+            g = pool[pool["arm"] == arm]
+            groups.append(g[g["selected"]] if draw_from_selected else g)
+        arm_groups.append(groups)
     values = np.empty(replicates)
     for r in range(replicates):
         picked = []
-        for g in groups:
+        for g in arm_groups[r % len(arm_groups)]:
             idx = rng.integers(0, len(g), size=n) if len(g) else np.array([], dtype=int)
             picked.append(g.iloc[np.sort(idx)])
         rows = pd.concat(picked, ignore_index=True)

@@ -12,9 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from ketadur import __version__
+from ketadur.errors import KetadurInputError
 from ketadur.evidence.predict import Prediction, per_subject, predict, simulate_design
 from ketadur.evidence.schema import SeedRow, Target, load_targets, seed_rows
+from ketadur.population.typical import calibrated, draw_count
 from ketadur.trials.observe import TYPICAL_OBSERVATION, ObservationModel
 
 DEFAULT_POOL = 400
@@ -55,6 +59,8 @@ class ValidationResult:
             "seed": self.seed,
             "pool": self.pool,
             "replicates": self.replicates,
+            "parameters": self.provenance.get("parameters"),
+            "parameter_draws": self.provenance.get("parameter_draws", 0),
             "ketadur_version": __version__,
             "summary": self.summary(),
             "targets": self.rows,
@@ -112,12 +118,24 @@ def validate(
     replicates: int = DEFAULT_REPLICATES,
     only: list[str] | None = None,
     observation: ObservationModel = TYPICAL_OBSERVATION,
+    parameter_draws: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ValidationResult:
     """Run every reproduced target's design (or those in ``only``, ids or protocol names) on
     ``pool`` patients, replicate each trial ``replicates`` times, and compare.
 
+    With ``parameter_draws`` = K > 0, each design is simulated on a pool of ``pool`` patients for
+    each of the calibration's first K posterior draws (K times the cost) and replicate ``r`` uses
+    draw ``r`` modulo K: the interval then holds parameter uncertainty as well. With 0, the
+    calibrated point is used.
+
     ``progress(design, done, total)`` is called as designs finish."""
+    if not (isinstance(parameter_draws, int) and parameter_draws >= 0):
+        raise KetadurInputError("parameter_draws", "must be an integer >= 0", parameter_draws)
+    if parameter_draws > draw_count():
+        raise KetadurInputError(
+            "parameter_draws", f"the shipped calibration has {draw_count()} draws", parameter_draws
+        )
     start = time.perf_counter()
     targets = load_targets()
     if only:
@@ -133,11 +151,18 @@ def validate(
         for t in group:
             q = t.how.quantity
             arms += [a for a in (*q.arms, q.reference_arm) if a and a not in arms]
-        design = simulate_design(
-            protocol, preset, arms, patients=pool, seed=seed, observation=observation
-        )
+        per_draw = [
+            simulate_design(
+                protocol, preset, arms, patients=pool, seed=seed, observation=observation,
+                parameters=None if parameter_draws == 0 else calibrated(draw=k), start=k * pool,
+            )
+            for k in range(max(1, parameter_draws))
+        ]  # fmt: skip
         for t in group:
-            subjects = per_subject(design, t.how)
+            subjects = pd.concat(
+                [per_subject(d, t.how).assign(draw=k) for k, d in enumerate(per_draw)],
+                ignore_index=True,
+            )
             predictions[t.id] = predict(t, subjects, replicates=replicates, seed=seed)
         if progress is not None:
             progress(protocol, k + 1, len(designs))
@@ -150,5 +175,10 @@ def validate(
         pool=pool,
         replicates=replicates,
         runtime_s=time.perf_counter() - start,
-        provenance={"observation": observation.model_dump(), "ketadur_version": __version__},
+        provenance={
+            "observation": observation.model_dump(),
+            "ketadur_version": __version__,
+            "parameters": calibrated().label,
+            "parameter_draws": parameter_draws,
+        },
     )

@@ -131,3 +131,23 @@ def generate_population(
         row.update(_patient(chosen, np.random.default_rng([seed, i]), names, chol, typical))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def generate_replicates(
+    preset: str | Preset, n_patients: int, replicates: int, seed: int = 0
+) -> pd.DataFrame:
+    """``replicates`` consecutive blocks of ``n_patients`` (one replicate trial each). With more
+    than one replicate, block ``r`` takes the shipped calibration's posterior draw ``r``, so the
+    spread across replicates holds parameter uncertainty as well as patient sampling; a single
+    block takes the calibrated point."""
+    if not (isinstance(replicates, int) and replicates >= 1):
+        raise KetadurInputError("replicates", "must be a positive integer", replicates)
+    if replicates == 1:
+        return generate_population(preset, n_patients, seed)
+    parts = [
+        generate_population(
+            preset, n_patients, seed, start=r * n_patients, parameters=calibrated(draw=r)
+        )
+        for r in range(replicates)
+    ]
+    return pd.concat(parts, ignore_index=True)
