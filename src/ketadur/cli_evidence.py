@@ -210,12 +210,12 @@ def register_calibrate(app: typer.Typer) -> None:
     def calibrate_cmd(
         budget: Annotated[
             float, typer.Option(help="Budget in minutes on a 2-core machine (sets evaluations).")
-        ] = 30.0,
+        ] = 60.0,
         seed: Annotated[int, typer.Option(help="Random seed (>= 0).")] = 0,
         out: Annotated[Path, typer.Option(help="Calibration file to write (.json).")] = Path(
             "calibration.json"
         ),
-        pool: Annotated[int, typer.Option(help="Virtual patients per design.")] = 150,
+        pool: Annotated[int, typer.Option(help="Virtual patients per design.")] = 100,
         workers: Annotated[
             int, typer.Option(help="Worker processes (results do not depend on it).")
         ] = 2,

@@ -41,9 +41,13 @@ from ketadur.population.typical import PopulationParameters
 CALIBRATION_VERSION = "2026.11-1"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
-SECONDS_PER_EVALUATION = 10.0
+SECONDS_PER_EVALUATION = 30.0
 """Nominal wall time of one objective evaluation with the default pool on the reference machine
-(2 cores, both used): converts ``--budget`` minutes into a fixed number of evaluations."""
+(2 cores, both used; measured 20-40 s, the adaptive SUSTAIN-1 design taking most): converts
+``--budget`` minutes into a fixed number of evaluations."""
+
+DEFAULT_POOL = 100
+"""Virtual patients per design in the objective."""
 
 PRIOR_SD = 0.25
 """Prior SD of each free parameter in units of its log-scaled plausible range."""
@@ -149,7 +153,7 @@ class Objective:
 
     targets: tuple[Target, ...]
     free: tuple[FreeParameter, ...] = FREE_PARAMETERS
-    pool: int = 150
+    pool: int = DEFAULT_POOL
     seed: int = 0
     prior_sd: float = PRIOR_SD
 

@@ -119,6 +119,8 @@ def validation_html(result) -> str:
         "inside the 90 % interval": f"{s['inside_90']} ({_fmt(share)} %)",
         "patients per design (pool)": result.pool,
         "replicated trials per target": result.replicates,
+        "model parameters": result.provenance.get("parameters", "registry"),
+        "posterior parameter draws in the interval": result.provenance.get("parameter_draws", 0),
         "seed": result.seed,
         "ketadur version": __version__,
         "run time (s)": round(result.runtime_s, 1),
