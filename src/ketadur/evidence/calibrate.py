@@ -36,7 +36,7 @@ from ketadur.evidence.predict import _replicate_value, per_subject, simulate_des
 from ketadur.evidence.schema import Target, load_targets
 from ketadur.model.parameters import REGISTRY
 from ketadur.population.presets import get_preset
-from ketadur.population.typical import PopulationParameters
+from ketadur.population.typical import from_values
 
 CALIBRATION_VERSION = "2026.11-1"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
@@ -113,13 +113,6 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
 """The default free parameters (typical values in registry units, and one CV)."""
 
 
-def population_parameters(values: dict[str, float], label: str) -> PopulationParameters:
-    """Population parameters from free-parameter values keyed like :data:`FREE_PARAMETERS`."""
-    typical = {k: v for k, v in values.items() if not k.startswith("cv:")}
-    cv = {k.removeprefix("cv:"): v for k, v in values.items() if k.startswith("cv:")}
-    return PopulationParameters(typical=typical, cv=cv, label=label)
-
-
 # ------------------------------------------------------------------------------ objective
 
 
@@ -168,7 +161,7 @@ class Objective:
 
     def statistics(self, values: dict[str, float]) -> dict[str, tuple[float | None, int]]:
         """Each target's pool statistic and the number of pooled subjects it rests on."""
-        params = population_parameters(values, "candidate")
+        params = from_values(values, "candidate")
         out: dict[str, tuple[float | None, int]] = {}
         for (protocol, preset), arms in self.designs().items():
             design = simulate_design(
@@ -352,7 +345,10 @@ def calibrate(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> CalibrationResult:
     """Fit ``objective``'s free parameters with ``evaluations`` model evaluations in all
-    (about 70 % CMA-ES, 30 % importance sampling); ``draws`` posterior draws are kept."""
+    (about 70 % CMA-ES, 30 % importance sampling); ``draws`` posterior draws are kept.
+
+    With ``workers`` > 1 candidates are evaluated in spawned processes (a script calling this
+    needs the ``if __name__ == "__main__":`` guard); the result does not depend on ``workers``."""
     if evaluations < 16:
         raise KetadurInputError("evaluations", "must be at least 16", evaluations)
     start = time.perf_counter()

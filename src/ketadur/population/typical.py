@@ -88,6 +88,11 @@ def from_document(doc: Mapping, draw: int | None = None) -> PopulationParameters
         draws = doc["draws"]
         k = draw % len(draws)
         values, label = draws[k], f"calibrated {doc['version']} (draw {k})"
+    return from_values(values, label)
+
+
+def from_values(values: Mapping[str, float], label: str) -> PopulationParameters:
+    """Population parameters from ``{name: typical value}`` and ``{"cv:name": CV}`` entries."""
     typical = {k: v for k, v in values.items() if not k.startswith("cv:")}
     cv = {k.removeprefix("cv:"): v for k, v in values.items() if k.startswith("cv:")}
     return PopulationParameters(typical=typical, cv=cv, label=label)
