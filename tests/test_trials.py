@@ -70,6 +70,54 @@ def test_relapse_at_the_first_visit_and_dropout_before_relapse():
     assert not tte.loc["gone", "event"] and tte.loc["gone", "t_days"] == 7.0
 
 
+def test_booster_needed_counts_a_booster_as_relapse():
+    """Relapse = MADRS >= 22 on two visits, or a booster given by the rules, whichever is first."""
+    obs = _obs(
+        [
+            ("boosted", 0, 30), ("boosted", 7, 12), ("boosted", 14, 18), ("boosted", 21, 14),
+            ("late", 0, 30), ("late", 7, 12), ("late", 14, 23), ("late", 21, 24),
+            ("none", 0, 30), ("none", 7, 12), ("none", 14, 12),
+        ]
+    )  # fmt: skip
+    events = pd.DataFrame(
+        [("boosted", "a", 16.0, "booster", "", "", 0.0),
+         ("late", "a", 30.0, "booster", "", "", 0.0),
+         ("none", "a", 3.0, "booster", "", "", 0.0)],  # before follow-up starts: ignored
+        columns=list(EVENT_COLUMNS),
+    )  # fmt: skip
+    obs = Observations(obs.visits, events)
+    either = RELAPSE_22.model_copy(update={"booster_needed": True})
+    tte = ep.time_to_event(obs, either, from_day=7.0).set_index("subject_id")
+    assert tte.loc["boosted", "event"] and tte.loc["boosted", "t_days"] == 9.0
+    assert (tte.loc["boosted", "lower_days"], tte.loc["boosted", "upper_days"]) == (7.0, 9.0)
+    assert tte.loc["late", "event"] and tte.loc["late", "t_days"] == 14.0  # MADRS first
+    assert not tte.loc["none", "event"]
+    # without booster_needed the booster is not an event
+    plain = ep.time_to_event(obs, RELAPSE_22, from_day=7.0).set_index("subject_id")
+    assert not plain.loc["boosted", "event"]
+    # a booster-only definition: no visit ever qualifies
+    only = EndpointDefinition(booster_needed=True)
+    tte = ep.time_to_event(obs, only, from_day=7.0).set_index("subject_id")
+    assert tte["event"].to_dict() == {"boosted": True, "late": True, "none": False}
+    with pytest.raises(ValueError, match="booster_needed"):
+        EndpointDefinition()
+
+
+def test_adaptive_arms_record_booster_decisions():
+    proto = load_protocol("durability_comparison")
+    pop = generate_population("trd-adults", 6, seed=2)
+    r = run_trial(proto, pop, seed=2, arms=["adaptive_maintenance"])
+    ev = r.observations.events
+    boosters = ev[ev["kind"] == "booster"]
+    doses = ev[ev["kind"] == "dose"]
+    # every booster decision is followed by a dose of that subject on or after its day
+    for _, b in boosters.iterrows():
+        own = doses[doses["subject_id"] == b["subject_id"]]
+        assert (own["t_days"] >= b["t_days"] - 1e-9).any()
+    tte = ep.time_to_event(r.observations, EndpointDefinition(booster_needed=True), from_day=11.0)
+    assert tte["event"].sum() == boosters[boosters["t_days"] >= 11.0]["subject_id"].nunique()
+
+
 def test_missing_visits_between_two_high_scores_still_count_as_consecutive_visits():
     # Day 14 was missed: the visits at days 7 and 21 are consecutive but 14 days apart.
     obs = _obs([("s", 0, 10), ("s", 7, 24), ("s", 21, 25)])

@@ -307,6 +307,12 @@ class EndpointDefinition(_Strict):
         description="Allowed days between consecutive visits of the run (e.g. [5, 15]); used by "
         "the trial analysis (ketadur.trials.endpoints).",
     )
+    booster_needed: bool = Field(
+        False,
+        description="Also met when the protocol's rules give a booster (relapse defined as "
+        "'booster needed'); with no threshold, only a booster counts. Used by time-to-event "
+        "analyses of adaptive arms.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EndpointDefinition:
@@ -318,14 +324,28 @@ class EndpointDefinition(_Strict):
             self.improvement_percent_at_least,
             self.improvement_percent_below,
         )
-        if all(t is None for t in thresholds):
-            raise ValueError("give at least one threshold (madrs_at_most, madrs_at_least, ...)")
+        if all(t is None for t in thresholds) and not self.booster_needed:
+            raise ValueError(
+                "give at least one threshold (madrs_at_most, madrs_at_least, ...) or "
+                "booster_needed: true"
+            )
         if self.at_least > self.of_last:
             raise KetadurInputError("at_least", f"must not exceed of_last={self.of_last}", 0)
         return self
 
+    @property
+    def has_thresholds(self) -> bool:
+        """Whether any MADRS threshold is given (a booster-only definition has none)."""
+        return any(
+            t is not None
+            for t in (self.madrs_at_most, self.madrs_at_least,
+                      self.improvement_percent_at_least, self.improvement_percent_below)
+        )  # fmt: skip
+
     def qualifies(self, madrs: float, baseline_madrs: float) -> bool:
-        """Whether one assessment meets every threshold."""
+        """Whether one assessment meets every threshold (never, for a booster-only definition)."""
+        if not self.has_thresholds:
+            return False
         improvement = 100.0 * (baseline_madrs - madrs) / baseline_madrs if baseline_madrs else 0.0
         return (
             (self.madrs_at_most is None or madrs <= self.madrs_at_most)

@@ -37,7 +37,7 @@ def madrs_visits(obs: Observations) -> pd.DataFrame:
 def qualifies(v: pd.DataFrame, d: EndpointDefinition) -> np.ndarray:
     """Whether each visit of :func:`madrs_visits` meets every threshold of ``d``."""
     m, imp = v["madrs"].to_numpy(), v["improvement_percent"].to_numpy()
-    ok = np.ones(len(v), dtype=bool)
+    ok = np.full(len(v), d.has_thresholds, dtype=bool)
     if d.madrs_at_most is not None:
         ok &= m <= d.madrs_at_most
     if d.madrs_at_least is not None:
@@ -152,20 +152,28 @@ def time_to_event(
     when censored), lower_days and upper_days (the interval holding the event: the last visit
     before it and the event visit; for a censored subject, the last visit and +inf). Times are
     relative to ``from_day``. ``subjects`` (arm, subject_id) restricts the analysis, e.g. to
-    responders; subjects with no visit after ``from_day`` are left out.
+    responders; subjects with no visit after ``from_day`` are left out. With ``booster_needed``,
+    a booster given by the protocol's rules (a ``booster`` event) is also an event, timed at the
+    decision, whichever comes first.
     """
     v = madrs_visits(obs)
     if subjects is not None:
         v = v.merge(subjects[["arm", "subject_id"]], on=["arm", "subject_id"])
     v = v[v["t_days"] >= from_day].reset_index(drop=True)
     v["met"] = met(v, d, from_day=from_day)
+    boosters = _first_boosters(obs, from_day) if d.booster_needed else {}
     rows = []
     for (arm, subject), g in v.groupby(["arm", "subject_id"], sort=False):
         t = g["t_days"].to_numpy() - from_day
         hit = np.flatnonzero(g["met"].to_numpy())
-        if len(t) < 2 and not len(hit):
+        t_hit = t[hit[0]] if len(hit) else np.inf
+        t_boost = boosters.get((arm, subject), np.inf) - from_day
+        if len(t) < 2 and not len(hit) and not np.isfinite(t_boost):
             continue
-        if len(hit):
+        if t_boost < t_hit:
+            before = t[t < t_boost]
+            rows.append((arm, subject, True, t_boost, before[-1] if len(before) else 0.0, t_boost))
+        elif len(hit):
             j = hit[0]
             lower = t[j - 1] if j > 0 else 0.0
             rows.append((arm, subject, True, t[j], lower, t[j]))
@@ -174,6 +182,13 @@ def time_to_event(
     return pd.DataFrame(
         rows, columns=["arm", "subject_id", "event", "t_days", "lower_days", "upper_days"]
     )
+
+
+def _first_boosters(obs: Observations, from_day: float) -> dict[tuple[str, str], float]:
+    """Day of each subject's first booster decision at or after ``from_day``."""
+    ev = obs.events
+    b = ev[(ev["kind"] == "booster") & (ev["t_days"] >= from_day)]
+    return b.groupby(["arm", "subject_id"])["t_days"].min().to_dict()
 
 
 def change_from_baseline(obs: Observations, days: list[float], tolerance_days: float = 0.5):

@@ -28,7 +28,7 @@ from ketadur.errors import KetadurInputError
 
 VISIT_COLUMNS = ("subject_id", "arm", "t_days", "measure", "value")
 EVENT_COLUMNS = ("subject_id", "arm", "t_days", "kind", "drug", "route", "amount_mg")
-EVENT_KINDS = ("dose", "session", "dropout", "phase")
+EVENT_KINDS = ("dose", "session", "dropout", "phase", "booster")
 
 
 class ObservationModel(BaseModel):

@@ -168,12 +168,13 @@ def _adaptive_truth(protocol, arm, df, seed, progress) -> tuple[pd.DataFrame, pd
         a = a[a["measure"].isin(list(MEASURES))]
         visits.append(a[["t_days", "measure", "value"]].assign(subject_id=row["subject_id"]))
         e = run.events_table()
-        entered = run.decisions[run.decisions["decision"] == "entered"]
+        decided = run.decisions[run.decisions["decision"].isin(["entered", "booster"])]
         events.append(
             pd.DataFrame(
-                {"subject_id": row["subject_id"], "t_days": entered["t_days"].to_numpy(),
-                 "kind": "phase", "drug": entered["detail"].to_numpy(), "route": "",
-                 "amount_mg": 0.0}
+                {"subject_id": row["subject_id"], "t_days": decided["t_days"].to_numpy(),
+                 "kind": np.where(decided["decision"] == "entered", "phase", "booster"),
+                 "drug": np.where(decided["decision"] == "entered", decided["detail"], ""),
+                 "route": "", "amount_mg": 0.0}
             )
         )  # fmt: skip
         e = e[e["kind"].isin(list(_GIVEN))]
