@@ -4,6 +4,8 @@ population parameters and the ``ketadur calibrate`` command."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,9 +21,10 @@ from ketadur.evidence.calibrate import (
     evaluations_for,
 )
 from ketadur.evidence.schema import load_targets
+from ketadur.evidence.validate import validate
 from ketadur.model.parameters import REGISTRY
-from ketadur.population.generate import generate_population
-from ketadur.population.typical import PopulationParameters
+from ketadur.population.generate import generate_population, generate_replicates
+from ketadur.population.typical import PopulationParameters, calibrated, shipped_calibration
 
 RECOVERY_TARGETS = [
     "han2016_response_24h",
@@ -138,6 +141,52 @@ def test_population_parameters_reject_bad_values(kwargs, field):
         PopulationParameters(**kwargs)
 
 
+def test_shipped_calibration_is_the_default():
+    doc = shipped_calibration()
+    assert doc is not None, "the package ships a calibration"
+    point = calibrated()
+    assert dict(point.typical) == {k: v for k, v in doc["point"].items() if ":" not in k}
+    default = generate_population("trd-adults", 5, seed=0)
+    explicit = generate_population("trd-adults", 5, seed=0, parameters=point)
+    assert default.equals(explicit)
+    assert not default.equals(
+        generate_population("trd-adults", 5, seed=0, parameters=PopulationParameters())
+    )
+    # the document says how it was made
+    for key in ("version", "ketadur_version", "method", "settings", "draws", "fits_at_point"):
+        assert key in doc
+    assert set(doc["settings"]["targets"]) == {t.id for t in calibration_targets()}
+    assert len(doc["draws"]) >= 10
+    assert calibrated(draw=3).typical != {} and calibrated(draw=3).label.endswith("(draw 3)")
+
+
+def test_trial_replicates_take_one_posterior_draw_each():
+    table = generate_replicates("trd-adults", 5, 3, seed=0)
+    for r in range(3):
+        block = table.iloc[r * 5 : (r + 1) * 5].reset_index(drop=True)
+        expected = generate_population(
+            "trd-adults", 5, 0, start=r * 5, parameters=calibrated(draw=r)
+        )
+        assert block.equals(expected)
+    assert (
+        table.iloc[:5]["relief_half_max"].tolist() != table.iloc[5:10]["relief_half_max"].tolist()
+    )
+    single = generate_replicates("trd-adults", 5, 1, seed=0)
+    assert single.equals(generate_population("trd-adults", 5, 0))
+
+
+def test_validate_with_parameter_draws():
+    kwargs = {"only": ["han2016_response_24h"], "pool": 40, "replicates": 40}
+    one = validate(parameter_draws=2, **kwargs)
+    again = validate(parameter_draws=2, **kwargs)
+    assert one.to_json() == again.to_json()
+    assert one.to_json()["parameter_draws"] == 2
+    row = next(r for r in one.rows if r["id"] == "han2016_response_24h")
+    assert row["model_p05"] <= row["model_median"] <= row["model_p95"]
+    with pytest.raises(KetadurInputError, match="parameter_draws"):
+        validate(parameter_draws=10_000, **kwargs)
+
+
 def test_calibrate_cli_writes_a_document(tmp_path):
     out = tmp_path / "cal.json"
     args = ["calibrate", "--budget", "0.01", "--pool", "15", "--workers", "1",
@@ -150,16 +199,19 @@ def test_calibrate_cli_writes_a_document(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ["--budget", "0"],
-        ["--pool", "0"],
-        ["--targets", "nope"],
-        ["--out", "cal.txt"],
-        ["--seed", "-1"],
+        (["--budget", "0"], "budget"),
+        (["--pool", "0"], "--pool"),
+        (["--targets", "nope"], "targets"),
+        (["--out", "cal.txt"], "--out"),
+        (["--seed", "-1"], "--seed"),
     ],
 )
-def test_calibrate_cli_rejects_bad_input(args, tmp_path):
-    result = CliRunner().invoke(app, ["calibrate", *args])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
+def test_calibrate_cli_rejects_bad_input(args, message, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ketadur.cli", "calibrate", *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
