@@ -57,10 +57,6 @@ class PopulationParameters:
         """No replacements: the registry's typical values and the presets' CVs."""
         return cls()
 
-    def as_dict(self) -> dict:
-        """A JSON-ready copy."""
-        return {"typical": dict(self.typical), "cv": dict(self.cv), "label": self.label}
-
 
 @cache
 def shipped_calibration() -> dict | None:
