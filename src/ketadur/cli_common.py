@@ -7,6 +7,13 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ketadur.errors import KetadurInputError
 
@@ -59,3 +66,17 @@ def check_seed(seed: int) -> None:
     """Refuse a negative seed (NumPy seeds are non-negative)."""
     if seed < 0:
         raise KetadurInputError("--seed", "must be a non-negative integer", seed)
+
+
+def progress_bar(*, remaining: bool = True) -> Progress:
+    """The CLI's transient progress bar on stderr: description, bar, done/total, and time
+    remaining (or elapsed, when the total is not known ahead)."""
+    clock = TimeRemainingColumn() if remaining else TimeElapsedColumn()
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        clock,
+        console=err_console,
+        transient=True,
+    )

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from ketadur.cli_common import (
@@ -17,7 +16,7 @@ from ketadur.cli_common import (
     check_suffix,
     check_writable_folder,
     console,
-    err_console,
+    progress_bar,
     write_text_atomic,
 )
 from ketadur.errors import KetadurInputError
@@ -50,9 +49,7 @@ def run_validate(
         unknown = [x for x in only if x not in known]
         if unknown:
             raise KetadurInputError("--only", "no such target id or target protocol", unknown[0])
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with progress_bar(remaining=False) as bar:
         task = bar.add_task("simulating designs", total=None)
 
         def progress(design: str, done: int, total: int) -> None:
@@ -159,9 +156,7 @@ def run_calibrate(
     evaluations = evaluations_for(budget_minutes)
     objective = Objective(calibration_targets(targets), pool=pool, seed=seed)
     workers = min(workers, os.cpu_count() or 1)
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with progress_bar(remaining=False) as bar:
         task = bar.add_task("calibrating", total=evaluations)
 
         def progress(stage: str, done: int, total: int) -> None:

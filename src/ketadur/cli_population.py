@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from ketadur.cli_common import DISCLAIMER, check_count, check_seed, console, err_console
+from ketadur.cli_common import (
+    DISCLAIMER,
+    check_count,
+    check_seed,
+    console,
+    err_console,
+    progress_bar,
+)
 from ketadur.errors import KetadurInputError
 
 _DEFAULT_OUT = Path("population.parquet")
@@ -95,13 +101,7 @@ def simulate_population_cmd(
         write_chunks(iter([result]), out)
         _report(protocol, arm, table, days, start, out)
         return
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("simulating patients", total=len(table))
         chunks = simulate_population(
             protocol,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from ketadur.cli_common import (
@@ -17,7 +16,7 @@ from ketadur.cli_common import (
     check_suffix,
     check_writable_folder,
     console,
-    err_console,
+    progress_bar,
     write_text_atomic,
 )
 from ketadur.errors import KetadurInputError
@@ -60,14 +59,8 @@ def run_trial_cmd(
         table = generate_replicates(population, patients, replicates, seed)
     else:
         table = population_table(population, patients * replicates, seed)
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
     n_arms = len(protocol.arms)
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("simulating arms", total=n_arms * len(table))
         done_before: dict[str, int] = {}
 
