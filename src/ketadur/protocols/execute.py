@@ -191,7 +191,7 @@ def run_protocol(
         next_day = min(st.queue[0][0], end_day) if st.queue else end_day
         final = next_day >= end_day - _EPS
         regimen = _regimen(st)
-        schedule = compile_schedule(model, regimen)
+        schedule = compile_schedule(model, _pending(regimen, t_day))
         t_out = default_output_days(
             regimen,
             next_day,
@@ -502,6 +502,15 @@ def _maintenance_dose(
 
 def _regimen(st: _RunState) -> Regimen:
     return regimen_of(st.entered, [d for d, _, _ in st.doses], st.protocol)
+
+
+def _pending(regimen: Regimen, t_day: float) -> Regimen:
+    """``regimen`` less the doses and sessions that are over by ``t_day``: their effect is in the
+    state already, and compiling them again at every decision point made long adaptive protocols
+    cost time quadratic in their number of doses."""
+    doses = tuple(d for d in regimen.doses if d.day + d.infusion_minutes / 1440.0 >= t_day - _EPS)
+    sessions = tuple(s for s in regimen.sessions if s.day >= t_day - _EPS)
+    return regimen.model_copy(update={"doses": doses, "sessions": sessions})
 
 
 def _given_events(st: _RunState) -> list[Event]:
