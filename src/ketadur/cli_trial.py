@@ -22,7 +22,7 @@ from ketadur.cli_common import (
 from ketadur.errors import KetadurInputError
 
 DEMO_PROTOCOL = "durability_comparison"
-DEMO_PATIENTS = 100
+DEMO_PATIENTS = 500
 
 
 def run_trial_cmd(
