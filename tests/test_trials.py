@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ketadur.engine.population import adaptive_runs
 from ketadur.errors import KetadurInputError
 from ketadur.population.generate import generate_population
+from ketadur.population.table import validate_population
 from ketadur.protocols.io import load_protocol
 from ketadur.protocols.schema import EndpointDefinition
 from ketadur.trials import endpoints as ep
@@ -19,8 +21,10 @@ from ketadur.trials import survival as sv
 from ketadur.trials.observe import (
     EVENT_COLUMNS,
     NOISELESS,
+    TYPICAL_OBSERVATION,
     ObservationModel,
     Observations,
+    Rater,
     observe,
 )
 from ketadur.trials.run import run_trial
@@ -117,6 +121,32 @@ def test_adaptive_arms_record_booster_decisions():
         assert (own["t_days"] >= b["t_days"] - 1e-9).any()
     tte = ep.time_to_event(r.observations, EndpointDefinition(booster_needed=True), from_day=11.0)
     assert tte["event"].sum() == boosters[boosters["t_days"] >= 11.0]["subject_id"].nunique()
+
+
+def test_adaptive_rules_decide_on_the_ratings_the_study_records():
+    """A booster fires on an observed relapse: the ratings the runner decided on are the
+    observation table's (same noise, same missed visits), not the model's exact MADRS."""
+    proto = load_protocol("booster_on_relapse")
+    arm = proto.arms[0]
+    pop = validate_population(generate_population("trd-adults", 12, seed=1))
+    table = run_trial(proto, pop, seed=4).observations.visits.query("measure == 'madrs'")
+    raters = lambda k: Rater(TYPICAL_OBSERVATION, 4, k)  # noqa: E731
+    runs = adaptive_runs(
+        proto, arm, pop, seed=4, rater=raters, output_step_hours=24.0, dense_after_doses=False
+    )
+    compared, noisy, missed, boosters = 0, 0, 0, 0
+    for row, run in runs:
+        seen = run.assessments.query("measure == 'madrs'")
+        recorded = table[table["subject_id"] == row["subject_id"]].set_index("t_days")["value"]
+        kept = seen[seen["t_days"] <= recorded.index.max()]  # before dropout
+        missed += int(kept["observed"].isna().sum())
+        kept = kept.dropna(subset=["observed"])
+        assert list(kept["t_days"]) == list(recorded.index)  # the same visits were missed
+        assert np.array_equal(kept["observed"].to_numpy(), recorded.to_numpy())
+        compared += len(kept)
+        noisy += int((kept["observed"] != kept["value"]).sum())
+        boosters += int((run.decisions["decision"] == "booster").sum())
+    assert compared > 100 and noisy > compared // 2 and missed > 0 and boosters > 0
 
 
 def test_missing_visits_between_two_high_scores_still_count_as_consecutive_visits():

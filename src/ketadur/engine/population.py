@@ -51,6 +51,7 @@ from ketadur.protocols.schema import Arm, Protocol
 
 if TYPE_CHECKING:
     from ketadur.protocols.execute import ProtocolRun
+    from ketadur.trials.observe import Rater
 
 DEFAULT_OUTPUTS = ("madrs",)
 MAX_DAYS = 3650.0
@@ -197,11 +198,19 @@ def _fixed_chunk(
 
 
 def adaptive_runs(
-    protocol: Protocol, arm: Arm, df: pd.DataFrame, *, seed: int, first_index: int = 0, **options
+    protocol: Protocol,
+    arm: Arm,
+    df: pd.DataFrame,
+    *,
+    seed: int,
+    first_index: int = 0,
+    rater: Callable[[int], Rater] | None = None,
+    **options,
 ) -> Iterator[tuple[pd.Series, ProtocolRun]]:
     """Each patient (row) of ``df`` through the adaptive protocol runner on the fast engine, with
-    that patient's own seed (``first_index`` + position in ``df``); ``options`` go to
-    :func:`~ketadur.protocols.execute.run_protocol`."""
+    that patient's own seed (``first_index`` + position in ``df``); ``rater`` gives the patient
+    of that index a :class:`~ketadur.trials.observe.Rater` (decisions on observed ratings);
+    ``options`` go to :func:`~ketadur.protocols.execute.run_protocol`."""
     from ketadur.protocols.execute import run_protocol  # the runner imports the engines
 
     for k, (_, row) in enumerate(df.iterrows()):
@@ -211,6 +220,7 @@ def adaptive_runs(
             arm=arm.name,
             seed=patient_seed(seed, first_index + k),
             engine="fast",
+            rater=None if rater is None else rater(first_index + k),
             **options,
         )
         yield row, run

@@ -76,7 +76,9 @@ def simulate_design(
     population = generate_population(
         preset, patients, seed=seed, parameters=parameters, start=start
     )
-    truth = simulate_truth(protocol, population, arms=arms, seed=seed, progress=progress)
+    truth = simulate_truth(
+        protocol, population, arms=arms, seed=seed, observation=observation, progress=progress
+    )
     ids = list(population["subject_id"])
     observed = observe(
         truth, observation, seed=seed, subject_index={s: i for i, s in enumerate(ids)}

@@ -61,6 +61,7 @@ from ketadur.protocols.schema import (
     StopRule,
 )
 from ketadur.regimen import Dose, Regimen
+from ketadur.trials.observe import Rater
 
 _EPS = 1e-9
 # Priority of actions due at the same time: ratings first (pre-dose), then phase changes, then
@@ -136,6 +137,7 @@ class _RunState:
     boosters_given: dict[int, int] = field(default_factory=dict)
     maintenance: _Maintenance | None = None
     taken: set = field(default_factory=set)
+    rater: Rater | None = None
 
     def push(self, t_days: float, priority: int, action: tuple) -> None:
         heapq.heappush(self.queue, (round(t_days, 9), priority, next(self.counter), action))
@@ -157,6 +159,7 @@ def run_protocol(
     output_step_hours: float = 1.0,
     engine: Literal["reference", "fast"] = "reference",
     dense_after_doses: bool = True,
+    rater: Rater | None = None,
 ) -> ProtocolRun:
     """Simulate ``patient`` on ``arm`` (the first if None) of ``protocol`` for its whole duration.
 
@@ -165,6 +168,11 @@ def run_protocol(
     for 8 hours after each dose (unless ``dense_after_doses`` is False: trials that need only the
     visits skip that work). ``engine`` picks the integrator: the reference solver (``solver``
     settings) or the fast engine (:mod:`ketadur.engine.fast`, its default tolerances).
+
+    Rules and entry criteria read MADRS ratings: the model's own values, or, given a ``rater``
+    (:class:`~ketadur.trials.observe.Rater`), the ratings a study would record, with rater noise
+    and missed visits, as a real clinic decides. Assessments keep both (``value`` and
+    ``observed``; ``observed`` is NaN for a missed rating).
 
     Examples
     --------
@@ -176,7 +184,7 @@ def run_protocol(
     if not (0.05 <= output_step_hours <= 24.0):
         raise KetadurInputError("output_step_hours", "must lie in [0.05, 24]", output_step_hours)
     chosen = protocol.arm(arm)
-    st = _RunState(protocol, plan_arm(protocol, chosen), patient.weight_kg, seed)
+    st = _RunState(protocol, plan_arm(protocol, chosen), patient.weight_kg, seed, rater=rater)
     model = compile_model(patient)
     end_day = protocol.duration_days
     for plan in st.plans:
@@ -273,13 +281,17 @@ def _dispatch(st: _RunState, model: CompiledModel, y: NDArray, t: float, action:
             if key in st.taken:  # the same rating planned twice (e.g. baseline and pre-dose)
                 continue
             st.taken.add(key)
-            new_madrs = new_madrs or measure == "madrs"
+            observed: float | None = values[measure]
+            if measure == "madrs" and st.rater is not None:
+                observed = st.rater.rate(values[measure])
+            new_madrs = new_madrs or (measure == "madrs" and observed is not None)
             st.assessments.append(
                 {
                     "t_days": t,
                     "phase_index": phase_index,
                     "measure": measure,
                     "value": values[measure],
+                    "observed": observed,
                     "source": source,
                 }
             )
@@ -298,15 +310,19 @@ def _read(model: CompiledModel, y: NDArray, measures: tuple[str, ...]) -> dict[s
 
 
 def _madrs_history(st: _RunState, phase_index: int, since_day: float = -1.0) -> list[float]:
+    """The MADRS ratings seen in a phase (after ``since_day``), missed visits left out."""
     return [
-        a["value"]
+        a["observed"]
         for a in st.assessments
-        if a["measure"] == "madrs" and a["phase_index"] == phase_index and a["t_days"] > since_day
+        if a["measure"] == "madrs"
+        and a["phase_index"] == phase_index
+        and a["t_days"] > since_day
+        and a["observed"] is not None
     ]
 
 
 def _baseline(st: _RunState) -> float:
-    return next(a["value"] for a in st.assessments if a["measure"] == "madrs")
+    return next(a["observed"] for a in st.assessments if a["measure"] == "madrs")
 
 
 def _start_phase(st: _RunState, index: int, t: float) -> None:
@@ -537,10 +553,11 @@ def _assessment_table(st: _RunState, subject_id: str, arm: str) -> pd.DataFrame:
             "t_days": a["t_days"],
             "measure": a["measure"],
             "value": a["value"],
+            "observed": np.nan if a["observed"] is None else a["observed"],
             "source": a["source"],
         }
         for a in st.assessments
     ]
-    cols = ["subject_id", "arm", "phase", "t_days", "measure", "value", "source"]
+    cols = ["subject_id", "arm", "phase", "t_days", "measure", "value", "observed", "source"]
     frame = pd.DataFrame(rows, columns=cols)
     return frame.sort_values(["t_days", "measure"], kind="stable").reset_index(drop=True)

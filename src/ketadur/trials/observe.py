@@ -111,6 +111,48 @@ def _uniform(seed: int, subject_index: int, stream: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, subject_index, stream]).random(n)
 
 
+# A patient's random streams: MADRS rater noise and missed MADRS ratings, indexed by the patient's
+# MADRS ratings in time order; dropout; noise and missed visits of the other measures.
+_MADRS_NOISE, _MADRS_MISSED, _DROPOUT, _OTHER_NOISE, _OTHER_MISSED = 1, 2, 3, 4, 5
+
+
+def _normal(u: np.ndarray) -> np.ndarray:
+    """Normal deviates from uniforms by inverse CDF (each stream stays a plain uniform sequence)."""
+    return norm.ppf(np.clip(u, 1e-12, 1 - 1e-12))
+
+
+def _rated_madrs(value: np.ndarray, z: np.ndarray, model: ObservationModel) -> np.ndarray:
+    rated = value + model.madrs_rater_sd_points * z
+    if model.round_madrs:
+        rated = np.round(rated)
+    return np.clip(rated, 0.0, 60.0)
+
+
+class Rater:
+    """One patient's MADRS ratings as a study records them, one at a time, as they are taken.
+
+    It draws from the very streams :func:`observe` uses (``seed``, the patient's index), so an
+    adaptive protocol that decides on these ratings (booster on relapse, entry criteria) sees
+    exactly the values, and the same missed visits, that the observation table later holds."""
+
+    def __init__(self, model: ObservationModel, seed: int, subject_index: int) -> None:
+        self._model = model
+        self._noise = np.random.default_rng([seed, subject_index, _MADRS_NOISE])
+        self._missed = np.random.default_rng([seed, subject_index, _MADRS_MISSED])
+        self._count = 0
+
+    def rate(self, madrs: float) -> float | None:
+        """The recorded rating of a model MADRS of ``madrs`` at the patient's next MADRS visit,
+        or None if that visit is missed (the first, baseline, visit never is)."""
+        z = _normal(np.array([self._noise.random()]))
+        missed = self._missed.random() < self._model.missed_visit_probability
+        first = self._count == 0
+        self._count += 1
+        if missed and not first:
+            return None
+        return float(_rated_madrs(np.array([madrs]), z, self._model)[0])
+
+
 def observe(
     truth: Observations,
     model: ObservationModel = TYPICAL_OBSERVATION,
@@ -136,23 +178,25 @@ def observe(
         value = rows["value"].to_numpy(dtype=float).copy()
         is_madrs = (rows["measure"] == "madrs").to_numpy()
         is_bdnf = (rows["measure"] == "plasma_bdnf_ng_per_ml").to_numpy()
-        # Normal deviates from uniforms by inverse CDF keep each stream a plain uniform sequence.
-        z = norm.ppf(np.clip(_uniform(seed, k, 1, n), 1e-12, 1 - 1e-12))
-        value[is_madrs] = value[is_madrs] + model.madrs_rater_sd_points * z[is_madrs]
-        if model.round_madrs:
-            value[is_madrs] = np.round(value[is_madrs])
-        value[is_madrs] = np.clip(value[is_madrs], 0.0, 60.0)
+        n_madrs = int(is_madrs.sum())
+        value[is_madrs] = _rated_madrs(
+            value[is_madrs], _normal(_uniform(seed, k, _MADRS_NOISE, n_madrs)), model
+        )
+        z_other = _normal(_uniform(seed, k, _OTHER_NOISE, n - n_madrs))
         cv = model.bdnf_assay_cv
         if cv > 0:
             sigma = np.sqrt(np.log1p(cv * cv))
-            value[is_bdnf] = value[is_bdnf] * np.exp(sigma * z[is_bdnf] - 0.5 * sigma * sigma)
+            z_bdnf = z_other[is_bdnf[~is_madrs]]
+            value[is_bdnf] = value[is_bdnf] * np.exp(sigma * z_bdnf - 0.5 * sigma * sigma)
         t = rows["t_days"].to_numpy(dtype=float)
-        kept = _uniform(seed, k, 2, n) >= model.missed_visit_probability
+        u = np.empty(n)
+        u[is_madrs] = _uniform(seed, k, _MADRS_MISSED, n_madrs)
+        u[~is_madrs] = _uniform(seed, k, _OTHER_MISSED, n - n_madrs)
+        kept = u >= model.missed_visit_probability
         kept |= t == t.min()  # the baseline visit is never missed
         if model.dropout_per_week > 0:
             rate_per_day = -np.log1p(-model.dropout_per_week) / 7.0
-            u = _uniform(seed, k, 3, 1)[0]
-            t_drop = -np.log1p(-u) / rate_per_day
+            t_drop = -np.log1p(-_uniform(seed, k, _DROPOUT, 1)[0]) / rate_per_day
             if t_drop < t.max():
                 kept &= t <= t_drop
                 dropouts.append((subject, arm, float(t_drop)))

@@ -35,6 +35,7 @@ from ketadur.trials.observe import (
     VISIT_COLUMNS,
     ObservationModel,
     Observations,
+    Rater,
     observe,
 )
 
@@ -158,11 +159,15 @@ def _empty_events() -> pd.DataFrame:
 _GIVEN = {"infusion_start": "dose", "bolus": "dose", "placebo": "dose", "session": "session"}
 
 
-def _adaptive_truth(protocol, arm, df, seed, progress) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _adaptive_truth(
+    protocol, arm, df, seed, progress, observation
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     visits, events = [], []
     runs = adaptive_runs(
-        protocol, protocol.arm(arm), df, seed=seed, output_step_hours=24.0, dense_after_doses=False
-    )
+        protocol, protocol.arm(arm), df, seed=seed, output_step_hours=24.0,
+        dense_after_doses=False,
+        rater=None if observation is None else (lambda k: Rater(observation, seed, k)),
+    )  # fmt: skip
     for k, (row, run) in enumerate(runs):
         a = run.assessments
         a = a[a["measure"].isin(list(MEASURES))]
@@ -199,17 +204,24 @@ def simulate_truth(
     *,
     arms: Sequence[str] | None = None,
     seed: int = 0,
+    observation: ObservationModel | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> Observations:
-    """Model values at every arm's MADRS and BDNF visits, and what each patient was given."""
+    """Model values at every arm's MADRS and BDNF visits, and what each patient was given.
+
+    Adaptive arms decide (boosters, entry criteria, intervals) on the MADRS ratings that
+    :func:`~ketadur.trials.observe.observe` with ``observation`` and ``seed`` will record, patient
+    ``k`` being the k-th row of ``population``; with ``observation`` None, on the model's values."""
     df = validate_population(population)
     names = list(arms) if arms is not None else [a.name for a in protocol.arms]
     visits, events = [], []
     for name in names:
         arm = protocol.arm(name)
         step = None if progress is None else (lambda done, n=name: progress(n, done))
-        run = _adaptive_truth if is_adaptive(arm) else _fixed_truth
-        v, e = run(protocol, name, df, seed, step)
+        if is_adaptive(arm):
+            v, e = _adaptive_truth(protocol, name, df, seed, step, observation)
+        else:
+            v, e = _fixed_truth(protocol, name, df, seed, step)
         visits.append(v)
         events.append(e)
     return Observations(pd.concat(visits, ignore_index=True), pd.concat(events, ignore_index=True))
@@ -321,7 +333,9 @@ def run_trial(
             replicates,
         )
     start = time.perf_counter()
-    truth = simulate_truth(protocol, population, arms=arms, seed=seed, progress=progress)
+    truth = simulate_truth(
+        protocol, population, arms=arms, seed=seed, observation=observation, progress=progress
+    )
     ids = list(dict.fromkeys(population["subject_id"]))
     observed = observe(
         truth, observation, seed=seed, subject_index={s: i for i, s in enumerate(ids)}
