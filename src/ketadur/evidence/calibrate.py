@@ -38,13 +38,14 @@ from ketadur.model.parameters import REGISTRY
 from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 
-CALIBRATION_VERSION = "2026.11-1"
+CALIBRATION_VERSION = "2026.11-2"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
-SECONDS_PER_EVALUATION = 30.0
+SECONDS_PER_EVALUATION = 10.0
 """Nominal wall time of one objective evaluation with the default pool on the reference machine
-(2 cores, both used; 10 s at the registry values, 37 s over the shipped run, the adaptive
-SUSTAIN-1 design taking most): converts ``--budget`` minutes into a fixed number of evaluations."""
+(2 cores, two workers): one evaluation takes about 9 s of one core at the 2026.11-1 values, the
+adaptive SUSTAIN-1 design most of it, so 10 s leaves room for slower parameter values. Converts
+``--budget`` minutes into a fixed number of evaluations."""
 
 DEFAULT_POOL = 100
 """Virtual patients per design in the objective."""
