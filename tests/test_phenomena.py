@@ -12,6 +12,7 @@ import pytest
 
 from ketadur import (
     AdjunctWindow,
+    Dose,
     LifestyleChange,
     Patient,
     Regimen,
@@ -91,6 +92,8 @@ def test_dusp6_inhibitor_window_extends_benefit_threefold(params, single_result)
 
 
 def test_trkb_deletion_abolishes_effect_and_dusp6_extension(params):
+    """Without TrkB, ketamine (with or without the DUSP6 inhibitor) does no more than an active
+    placebo given the same way: only the expectancy response is left (in mice, none at all)."""
     deleted = Patient(params=params, trkb_deleted=True)
     alone = simulate(single_infusion(), deleted, t_end_days=30.0)
     dusp6 = simulate(
@@ -98,8 +101,11 @@ def test_trkb_deletion_abolishes_effect_and_dusp6_extension(params):
         deleted,
         t_end_days=30.0,
     )
-    assert _improvement(alone).max() < 0.5
-    assert _improvement(dusp6).max() < 0.5
+    active_placebo = Regimen(doses=(Dose(day=0.0, drug="midazolam", infusion_minutes=40.0),))
+    placebo = simulate(active_placebo, Patient(params=params), t_end_days=30.0)
+    assert _improvement(placebo).max() > 3.0  # there is an expectancy response to compare with
+    for result in (alone, dusp6):
+        assert np.abs(_improvement(result) - _improvement(placebo)).max() < 0.5
 
 
 def test_cbt_inside_window_beats_same_sessions_outside(params):
@@ -199,3 +205,18 @@ def test_younger_age_and_healthier_lifestyle_prolong_benefit(params):
 
     assert lost(younger) > lost(typical)
     assert lost(lifestyle) > lost(poor_sleeper)
+
+
+def test_active_placebo_response_beats_inert_placebo_and_fades(params):
+    """Expectancy: midazolam (which sedates, so the blind holds) improves MADRS at 24 h by more
+    than saline; neither touches a rating taken just before it; both fade within weeks."""
+    days = [0.0, 1.0, 28.0]
+
+    def run(drug: str):
+        regimen = Regimen(doses=(Dose(day=0.0, drug=drug, infusion_minutes=40.0),))
+        return simulate(regimen, Patient(params=params), t_end_days=28.0, output_days=days)
+
+    active, inert = _improvement(run("midazolam")), _improvement(run("placebo"))
+    assert active[0] == 0.0 and inert[0] == 0.0
+    assert active[1] > 3.0 and active[1] > inert[1] + 2.0 and inert[1] > 0.0
+    assert active[2] < 0.5

@@ -74,6 +74,8 @@ def test_document_is_valid_sbml_with_registry_names_as_ids():
         ("lifestyle_augmentation", "lifestyle"),
         ("dusp6_adjunct", "ketamine_dusp6_inhibitor"),
         ("mindfulness_single_infusion", "ketamine_mindfulness"),
+        ("placebo_controlled", "midazolam"),
+        ("placebo_controlled", "saline"),
     ],
 )
 def test_roadrunner_reproduces_a_population_row(protocol, arm):

@@ -14,15 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ketadur.errors import KetadurInputError
 
-Drug = Literal["racemic_ketamine", "esketamine", "placebo"]
+Drug = Literal["racemic_ketamine", "esketamine", "placebo", "midazolam"]
+PLACEBOS = ("placebo", "midazolam")
+"""Administrations without NMDA action: an inert placebo (saline, a placebo spray) and midazolam,
+the active placebo of ketamine trials (it sedates, so the blind holds better)."""
 Route = Literal["iv", "intranasal", "oral", "im"]
 SessionKind = Literal["cbt", "mindfulness", "preparation", "integration"]
 
 
 class Dose(BaseModel):
     """One administration. IV doses with ``infusion_minutes > 0`` are constant-rate infusions;
-    everything else enters as a bolus (a state jump at ``day``). A ``placebo`` carries no dose and
-    has no effect in the model; it is kept so that blinded designs stay representable."""
+    everything else enters as a bolus (a state jump at ``day``). A ``placebo`` (inert) or
+    ``midazolam`` (active placebo) carries no dose in the model: it acts through expectancy
+    only, the inert placebo less so."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -35,16 +39,16 @@ class Dose(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Dose:
-        if self.drug == "placebo":
+        if self.drug in PLACEBOS:
             if self.dose_mg_per_kg is not None or self.dose_mg is not None:
-                raise ValueError("a placebo has no dose")
+                raise ValueError("a placebo has no dose in the model")
             return self
         check_dose_fields(self)
         return self
 
     def amount_mg(self, weight_kg: float) -> float:
-        """Total dose in mg for a patient of ``weight_kg`` (actual body weight); 0 for placebo."""
-        if self.drug == "placebo":
+        """Total dose in mg for a patient of ``weight_kg`` (actual body weight); 0 for placebos."""
+        if self.drug in PLACEBOS:
             return 0.0
         if self.dose_mg is not None:
             return self.dose_mg
@@ -165,7 +169,7 @@ class Regimen(BaseModel):
     @property
     def last_dose_day(self) -> float | None:
         """Day of the last ketamine/esketamine dose, or None without doses."""
-        return max((d.day for d in self.doses if d.drug != "placebo"), default=None)
+        return max((d.day for d in self.doses if d.drug not in PLACEBOS), default=None)
 
 
 # ------------------------------------------------------------------------------------ builders

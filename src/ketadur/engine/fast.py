@@ -61,7 +61,8 @@ OUTPUT_NAMES: tuple[str, ...] = tuple(OUTPUTS)
 """Outputs the fast engine can report (the same as the reference engine's), in column order."""
 _STATE_OUT = {name: i for i, name in enumerate(STATE_NAMES[2 * N_LOCAL :])}
 
-# Output codes: 0-10 nonlinear states, 11 plasma ketamine, 12 plasma norketamine, 20+ signals.
+# Output codes: 0-11 nonlinear states, 14 plasma ketamine, 15 plasma norketamine, 20+ signals.
+_PLASMA_CODE = 14
 _SIGNAL_CODES = {
     "nmda_occupancy": 20,
     "ampa": 21,
@@ -100,9 +101,9 @@ def output_codes(names: tuple[str, ...] | list[str]) -> NDArray[np.int64]:
         if name in _STATE_OUT:
             codes.append(_STATE_OUT[name])
         elif name == "plasma_ketamine_ng_per_ml":
-            codes.append(11)
+            codes.append(_PLASMA_CODE)
         elif name == "plasma_norketamine_ng_per_ml":
-            codes.append(12)
+            codes.append(_PLASMA_CODE + 1)
         elif name in _SIGNAL_CODES:
             codes.append(_SIGNAL_CODES[name])
         else:
@@ -244,7 +245,7 @@ def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row):
         elif code < N_NL:
             row[c] = y[code]
         elif code < 20:
-            row[c] = plasma[code - 11]
+            row[c] = plasma[code - _PLASMA_CODE]
         else:
             row[c] = sig[code - 20]
 

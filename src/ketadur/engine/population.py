@@ -78,6 +78,7 @@ class PopulationArrays:
     cc_rows: np.ndarray
     sc_rows: np.ndarray
     mindfulness_weight: np.ndarray
+    inert_placebo_weight: np.ndarray
     modes: tuple[np.ndarray, np.ndarray, np.ndarray]
     y0: np.ndarray
 
@@ -120,6 +121,7 @@ def population_arrays(df: pd.DataFrame) -> PopulationArrays:
         cc_rows=_rows(cc, n),
         sc_rows=_rows(sc, n),
         mindfulness_weight=np.broadcast_to(sc.mindfulness_weight, (n,)).astype(float),
+        inert_placebo_weight=np.broadcast_to(sc.inert_placebo_weight, (n,)).astype(float),
         modes=(modes.lam, modes.v, modes.v_inv),
         y0=y0,
     )
@@ -160,6 +162,7 @@ def _fixed_chunk(
         weight_kg=df["weight_kg"].to_numpy(dtype=float),
         pkc=arrays.pkc,
         mindfulness_weight=arrays.mindfulness_weight,
+        inert_placebo_weight=arrays.inert_placebo_weight,
         habitual_exercise_sessions_per_week=df["habitual_exercise_sessions_per_week"].to_numpy(
             dtype=float
         ),

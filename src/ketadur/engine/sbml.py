@@ -31,8 +31,9 @@ from ketadur.model import pk
 from ketadur.model.kernels import NONLINEAR_STATES
 from ketadur.model.parameters import REGISTRY
 from ketadur.model.patient import TYPICAL_PATIENT, Patient
+from ketadur.model.synapse_mood import EXPECTANCY_CUE_H
 from ketadur.model.system import HEALTHY_SLEEP_H, INPUT_NAMES
-from ketadur.regimen import Regimen
+from ketadur.regimen import PLACEBOS, Regimen
 
 if TYPE_CHECKING:
     from ketadur.protocols.schema import Protocol
@@ -89,6 +90,8 @@ _DERIVED: tuple[tuple[str, str], ...] = (
     ("k_tol_decay", f"{_LN2} / (tolerance_half_life_days * 24)"),
     ("k_c_decay", f"{_LN2} / (consolidation_half_life_days * 24)"),
     ("k_z_decay", f"{_LN2} / (situational_half_life_days * 24)"),
+    ("k_e_build", f"-ln(1 - expectancy_gain_per_administration) / {EXPECTANCY_CUE_H!r}"),
+    ("k_e_decay", f"{_LN2} / (expectancy_half_life_days * 24)"),
     ("core_madrs", "baseline_madrs - situational_madrs"),
     ("habitual_sleep_deficit_h", f"max(0, {HEALTHY_SLEEP_H} - habitual_sleep_h_per_night)"),
 )
@@ -123,7 +126,8 @@ _SIGNALS: tuple[tuple[str, str], ...] = (
     (
         "relief_drive",
         "relief_weight_potentiation * potentiation + relief_weight_structural * structural"
-        " + relief_weight_stabilised * stabilised + relief_weight_consolidated * consolidated",
+        " + relief_weight_stabilised * stabilised + relief_weight_consolidated * consolidated"
+        " + expectancy",
     ),
     ("relief", "madrs_max_relief_fraction * relief_drive / (relief_half_max + relief_drive)"),
     ("madrs", "min(60, max(0, core_madrs * (1 - relief) + situational))"),
@@ -201,6 +205,7 @@ _NONLINEAR_RATES: dict[str, str] = {
     "tolerance": "k_tol_build * nmda_occupancy - k_tol_decay * tolerance",
     "consolidated": "-k_c_decay * consolidated",
     "situational": "-k_z_decay * situational",
+    "expectancy": "k_e_build * expectancy_cue * (1 - expectancy) - k_e_decay * expectancy",
 }
 
 _INPUTS = (
@@ -210,9 +215,11 @@ _INPUTS = (
     "exercise_change",
     "sleep_deficit_change",
     "medication_windows",
+    "expectancy_cue",
 )
 """Event-driven inputs; ``dusp6_inhibitor`` and ``medication_windows`` count open windows, and
-``oral_antidepressant`` (the model input) follows from it and the patient's background."""
+``oral_antidepressant`` (the model input) follows from it and the patient's background;
+``expectancy_cue`` sums the weights of the administrations whose treatment hour is open."""
 assert set(_INPUTS) - {"medication_windows"} == set(INPUT_NAMES) - {"oral_antidepressant"}
 
 
@@ -321,9 +328,22 @@ def _add_window_counts(b: _Builder, variable: str, windows: list[tuple[float, fl
         b.event(t * 24.0, {variable: str(count)}, f"{variable} = {count} from day {t:g}")
 
 
+def _add_expectancy_cues(b: _Builder, regimen: Regimen) -> None:
+    """Events setting ``expectancy_cue`` to the summed weight of the open administration cues
+    (1, or the inert-placebo weight for saline) at every cue edge, as the engines do."""
+    cues = [
+        (d.day * 24.0, d.day * 24.0 + EXPECTANCY_CUE_H, d.drug == "placebo") for d in regimen.doses
+    ]
+    for t in sorted({t for c in cues for t in c[:2]}):
+        open_ = [inert for start, end, inert in cues if start <= t < end]
+        terms = ["inert_placebo_expectancy_weight" if inert else "1" for inert in open_]
+        b.event(t, {"expectancy_cue": " + ".join(terms) or "0"}, f"expectancy cue at {t:g} h")
+
+
 def _add_regimen(b: _Builder, regimen: Regimen) -> None:
+    _add_expectancy_cues(b, regimen)
     for k, dose in enumerate(regimen.doses):
-        if dose.drug == "placebo":
+        if dose.drug in PLACEBOS:
             continue
         amount = (
             f"{dose.dose_mg:.17g}"

@@ -103,6 +103,11 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
         "lasting change after months of treatment (SUSTAIN-1 placebo withdrawal)",
         lower=0.005,
     ),
+    _typical(
+        "expectancy_gain_per_administration",
+        "the placebo response (midazolam arm at 24 h)",
+        lower=0.02,
+    ),
     FreeParameter(
         "cv:relief_half_max",
         0.05,

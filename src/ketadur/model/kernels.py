@@ -29,6 +29,7 @@ NONLINEAR_STATES = (
     "tolerance",
     "consolidated",
     "situational",
+    "expectancy",
 )
 """Cascade and synapse states, in the order of the state vector after the PK block."""
 
@@ -78,6 +79,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
     d_tolerance = jit(syn.d_tolerance)
     d_consolidated = jit(syn.d_consolidated)
     d_situational = jit(syn.d_situational)
+    d_expectancy = jit(syn.d_expectancy)
     relief = jit(syn.relief)
     madrs = jit(syn.madrs)
     cadss = jit(syn.cadss)
@@ -104,6 +106,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         dy[8] = d_tolerance(tol, occ, sc)
         dy[9] = d_consolidated(cons, sc)
         dy[10] = d_situational(situ, sc)
+        dy[11] = d_expectancy(y[11], u[6], sc)
         return mtor, rate
 
     def observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out):
@@ -111,7 +114,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         glu, bdnf, erk = y[0], y[1], y[2]
         pot, struc, stab, homeo, cons, situ = y[4], y[5], y[6], y[7], y[9], y[10]
         trkb = trkb_activation(bdnf, cc)
-        rel = relief(pot, struc, stab, cons, sc)
+        rel = relief(pot, struc, stab, cons, y[11], sc)
         out[0] = occ
         out[1] = ampa_throughput(glu, pot, cc)
         out[2] = trkb

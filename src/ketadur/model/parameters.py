@@ -625,6 +625,44 @@ _PARAMETERS: tuple[Parameter, ...] = (
         "assumed",
         _TO_CALIBRATE,
     ),
+    # ---------------------------------------------------------------- expectancy (placebo response)
+    _p(
+        "expectancy_gain_per_administration",
+        0.3,
+        "1",
+        (0.0, 0.95),
+        "expectancy",
+        "Expectancy (placebo response) built by one administration perceived as an active "
+        "treatment (ketamine, esketamine, an active placebo such as midazolam), as a fraction of "
+        "the room left below its maximum; it enters the relief signal like a synaptic state.",
+        "assumed",
+        _TO_CALIBRATE + "; 0.3 gives about the 24-h MADRS change of midazolam 0.045 mg/kg "
+        "(-8.8 points, Murrough JW et al. Am J Psychiatry 2013;170:1134-1142) at typical values",
+    ),
+    _p(
+        "expectancy_half_life_days",
+        5.0,
+        "day",
+        (1.0, 60.0),
+        "expectancy",
+        "Half-life of the expectancy response once administrations stop.",
+        "assumed",
+        _TO_CALIBRATE + "; active-placebo responses fade within days to a week in "
+        "midazolam-controlled ketamine trials (Murrough JW et al. Am J Psychiatry "
+        "2013;170:1134-1142)",
+    ),
+    _p(
+        "inert_placebo_expectancy_weight",
+        0.2,
+        "1",
+        (0.0, 1.0),
+        "expectancy",
+        "Expectancy built by an inert (saline) placebo relative to an administration with "
+        "perceptible effects: without dissociation or sedation the blind is weak.",
+        "assumed",
+        "assumed; model-estimated day-1 response 1 % (95 % CI 0-11) with saline against 18 % "
+        "(6-30) with midazolam (Wilkinson ST et al. Neuropsychopharmacology 2019;44:1233-1238)",
+    ),
     # ---------------------------------------------------------------- modifiers
     _p(
         "exercise_bdnf_gain_per_session_per_week",

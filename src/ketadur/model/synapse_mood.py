@@ -13,7 +13,10 @@ States (dimensionless unless stated):
 - ``tolerance``: built by NMDA occupancy, scaled by the patient's propensity; blunts the surge;
 - ``consolidated``: gains made in psychotherapy, built at each session in proportion to the
   plasticity present then (the post-infusion window), decaying over months;
-- ``situational``: situational depressive load in MADRS points, resolving by itself.
+- ``situational``: situational depressive load in MADRS points, resolving by itself;
+- ``expectancy``: the placebo response, built during the hour of each administration perceived
+  as treatment (an inert placebo counts for less: its blind is weak) and fading over days; it
+  relieves symptoms through the same saturating relief signal as the synaptic states.
 
 Outputs: MADRS (0-60), CADSS (dissociation), systolic blood pressure, plasma BDNF.
 Rates are per hour, like the cascade.
@@ -26,6 +29,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ketadur.model.parameters import LN2, ParameterSet
+
+EXPECTANCY_CUE_H = 1.0
+"""Hours from the start of an administration during which expectancy builds: the treatment visit
+(assumed; the 24-h targets cannot tell this from any other time of a few hours). One full cue
+raises expectancy by ``expectancy_gain_per_administration`` of the room left below 1."""
 
 
 class SynapseConstants(NamedTuple):
@@ -53,6 +61,9 @@ class SynapseConstants(NamedTuple):
     therapy_gain: float
     therapy_basal: float
     mindfulness_weight: float
+    k_e_build: float
+    k_e_decay: float
+    inert_placebo_weight: float
     core_madrs: float
     max_relief: float
     relief_half: float
@@ -111,6 +122,9 @@ class SynapseConstants(NamedTuple):
             therapy_gain=p["therapy_consolidation_gain"],
             therapy_basal=p["therapy_basal_plasticity"],
             mindfulness_weight=p["mindfulness_session_weight"],
+            k_e_build=-np.log1p(-p["expectancy_gain_per_administration"]) / EXPECTANCY_CUE_H,
+            k_e_decay=LN2 / (p["expectancy_half_life_days"] * 24.0),
+            inert_placebo_weight=p["inert_placebo_expectancy_weight"],
             core_madrs=baseline_madrs - situational_madrs,
             max_relief=p["madrs_max_relief_fraction"],
             relief_half=p["relief_half_max"],
@@ -156,10 +170,18 @@ def relief(
     structural: float,
     stabilised: float,
     consolidated: float,
+    expectancy: float,
     k: SynapseConstants,
 ) -> float:
-    """Fraction of the core MADRS removed by synaptic and consolidated states (saturating)."""
-    r = k.w_p * potentiation + k.w_s * structural + k.w_m * stabilised + k.w_c * consolidated
+    """Fraction of the core MADRS removed by synaptic, consolidated and expectancy states
+    (saturating, so a placebo response adds less on top of a large drug response)."""
+    r = (
+        k.w_p * potentiation
+        + k.w_s * structural
+        + k.w_m * stabilised
+        + k.w_c * consolidated
+        + expectancy
+    )
     return k.max_relief * r / (k.relief_half + r)
 
 
@@ -229,6 +251,14 @@ def d_consolidated(consolidated: float, k: SynapseConstants) -> float:
 def d_situational(situational: float, k: SynapseConstants) -> float:
     """Situational depression resolves by itself."""
     return -k.k_z_decay * situational
+
+
+def d_expectancy(expectancy: float, expectancy_cue: float, k: SynapseConstants) -> float:
+    """The placebo response builds while an administration's cue is on (``expectancy_cue``: 1
+    for a treatment with perceptible effects, the inert-placebo weight for saline, during
+    :data:`EXPECTANCY_CUE_H` from its start), saturating at 1, and fades between administrations.
+    It is continuous, so a rating taken just before a dose does not see that dose's effect."""
+    return k.k_e_build * expectancy_cue * (1.0 - expectancy) - k.k_e_decay * expectancy
 
 
 def session_consolidation(

@@ -26,7 +26,7 @@ from ketadur.model.kernels import NONLINEAR_STATES, SIGNALS
 from ketadur.model.kernels import PYTHON_KERNELS as KERNELS
 from ketadur.model.patient import Patient
 from ketadur.model.pk_modes import PKModes, pk_modes
-from ketadur.regimen import Regimen
+from ketadur.regimen import PLACEBOS, Regimen
 
 CASCADE_STATES = NONLINEAR_STATES[:4]
 SYNAPSE_STATES = NONLINEAR_STATES[4:]
@@ -41,9 +41,12 @@ INPUT_NAMES = (
     "exercise_change",
     "sleep_deficit_change",
     "oral_antidepressant",
+    "expectancy_cue",
 )
 """Piecewise-constant inputs. Lifestyle inputs are changes from the patient's habits;
-``oral_antidepressant`` is 1 while a background oral antidepressant is taken."""
+``oral_antidepressant`` is 1 while a background oral antidepressant is taken; ``expectancy_cue``
+is the weight of the administrations whose treatment hour is under way (see
+:func:`ketadur.model.synapse_mood.d_expectancy`)."""
 
 OUTPUTS: dict[str, str] = {
     "plasma_ketamine_ng_per_ml": "ng/mL",
@@ -62,6 +65,7 @@ OUTPUTS: dict[str, str] = {
     "homeostasis": "arbitrary",
     "tolerance": "arbitrary",
     "consolidated": "fraction of maximum",
+    "expectancy": "fraction of maximum",
     "relief": "fraction of core MADRS",
     "madrs": "points (0-60)",
     "cadss": "points",
@@ -236,6 +240,7 @@ def compile_schedule_batch(
     weight_kg: NDArray[np.float64],
     pkc: pk.PKConstants,
     mindfulness_weight: NDArray[np.float64],
+    inert_placebo_weight: NDArray[np.float64],
     habitual_exercise_sessions_per_week: NDArray[np.float64],
     habitual_sleep_h_per_night: NDArray[np.float64],
     background_antidepressant: NDArray[np.bool_],
@@ -250,7 +255,11 @@ def compile_schedule_batch(
     intervals: list[tuple[float, float, NDArray[np.float64]]] = []
     jumps: list[tuple[float, str, NDArray[np.float64], NDArray[np.float64]]] = []
     for dose in regimen.doses:
-        if dose.drug == "placebo":
+        # Every administration cues expectancy; an inert placebo less (its blind is weak).
+        cue = np.zeros((n, n_in))
+        cue[:, 6] = inert_placebo_weight if dose.drug == "placebo" else 1.0
+        intervals.append((dose.day * 24.0, dose.day * 24.0 + syn.EXPECTANCY_CUE_H, cue))
+        if dose.drug in PLACEBOS:
             continue
         amount = dose.amount_mg(weight) * np.ones(n)
         t0 = dose.day * 24.0
@@ -319,6 +328,7 @@ def compile_schedule(model: CompiledModel, regimen: Regimen) -> Schedule:
         weight_kg=np.array([patient.weight_kg]),
         pkc=model.pkc,
         mindfulness_weight=np.array([model.sc.mindfulness_weight]),
+        inert_placebo_weight=np.array([model.sc.inert_placebo_weight]),
         habitual_exercise_sessions_per_week=np.array([patient.habitual_exercise_sessions_per_week]),
         habitual_sleep_h_per_night=np.array([patient.habitual_sleep_h_per_night]),
         background_antidepressant=np.array([patient.background_antidepressant]),

@@ -19,6 +19,7 @@ _DRUG = {
     "racemic_ketamine": "ketamine",
     "esketamine": "esketamine",
     "placebo": "placebo",
+    "midazolam": "midazolam (active placebo)",
     "dusp6_inhibitor": "DUSP6 inhibitor",
 }
 _ROUTE = {"iv": "IV", "intranasal": "intranasal", "oral": "oral", "im": "IM"}

@@ -60,7 +60,7 @@ from ketadur.protocols.schema import (
     Protocol,
     StopRule,
 )
-from ketadur.regimen import Dose, Regimen
+from ketadur.regimen import PLACEBOS, Dose, Regimen
 from ketadur.trials.observe import Rater
 
 _EPS = 1e-9
@@ -98,7 +98,7 @@ class ProtocolRun:
     @property
     def n_doses(self) -> int:
         """Ketamine or esketamine administrations given."""
-        return sum(d.drug != "placebo" for d in self.regimen.doses)
+        return sum(d.drug not in PLACEBOS for d in self.regimen.doses)
 
 
 @dataclass
@@ -398,7 +398,7 @@ def _apply_rules(st: _RunState, t: float) -> None:
 
 
 def _ketamine_days(st: _RunState) -> list[float]:
-    return sorted(d.day for d, _, _ in st.doses if d.drug != "placebo")
+    return sorted(d.day for d, _, _ in st.doses if d.drug not in PLACEBOS)
 
 
 def _dose_allowed(st: _RunState, plan: PhasePlan, day: float) -> str:
@@ -407,7 +407,7 @@ def _dose_allowed(st: _RunState, plan: PhasePlan, day: float) -> str:
     spacing = lim.min_dose_spacing_hours / 24.0
     if any(abs(day - other) < spacing - _EPS for other in _ketamine_days(st)):
         return f"another dose within limits.min_dose_spacing_hours={lim.min_dose_spacing_hours:g}"
-    n_phase = sum(1 for d, ph, _ in st.doses if ph == plan.phase.name and d.drug != "placebo")
+    n_phase = sum(1 for d, ph, _ in st.doses if ph == plan.phase.name and d.drug not in PLACEBOS)
     if plan.phase.max_doses is not None and n_phase >= plan.phase.max_doses:
         return f"max_doses={plan.phase.max_doses} reached"
     if lim.max_doses is not None and len(_ketamine_days(st)) >= lim.max_doses:

@@ -28,6 +28,7 @@ from ketadur.protocols.schema import (
     phase_starts,
 )
 from ketadur.regimen import (
+    PLACEBOS,
     AdjunctWindow,
     Dose,
     LifestyleChange,
@@ -56,7 +57,7 @@ EVENT_ORDER: dict[str, int] = {k: i for i, k in enumerate(EventKind.__args__)}  
 
 @dataclass(frozen=True, slots=True)
 class PlannedDose:
-    """A ketamine, esketamine or placebo administration at ``t_days`` (absolute)."""
+    """A ketamine, esketamine or placebo (inert or midazolam) administration at ``t_days``."""
 
     t_days: float
     regimen: DrugRegimen
@@ -256,8 +257,13 @@ class Event:
 def dose_of(planned: PlannedDose) -> Dose:
     """The engine's :class:`Dose` for a planned administration."""
     reg = planned.regimen
-    if reg.drug == "placebo":
-        return Dose(day=planned.t_days, drug="placebo", route=reg.route or "iv")
+    if reg.drug in PLACEBOS:
+        return Dose(
+            day=planned.t_days,
+            drug=reg.drug,  # type: ignore[arg-type]
+            route=reg.route or "iv",
+            infusion_minutes=reg.infusion_minutes if reg.route == "iv" else 0.0,
+        )
     spec = reg.dose_spec()
     return Dose(day=planned.t_days, **spec.model_dump())
 
@@ -265,8 +271,8 @@ def dose_of(planned: PlannedDose) -> Dose:
 def dose_events(dose: Dose, weight_kg: float, phase: str, source: str = "planned") -> list[Event]:
     """Events of one administration: infusion start/stop with rate, a bolus, or a placebo."""
     amount = dose.amount_mg(weight_kg)
-    if dose.drug == "placebo":
-        return [Event(dose.day, "placebo", phase, "placebo", dose.route, source=source)]
+    if dose.drug in PLACEBOS:
+        return [Event(dose.day, "placebo", phase, dose.drug, dose.route, source=source)]
     if dose.route == "iv" and dose.infusion_minutes > 0:
         rate = amount / (dose.infusion_minutes / 60.0)
         stop = dose.day + dose.infusion_minutes / 1440.0

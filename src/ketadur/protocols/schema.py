@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ketadur.errors import KetadurInputError
 from ketadur.regimen import (
+    PLACEBOS,
     PROTOCOL1_DOSE_MG_PER_KG,
     PROTOCOL1_INFUSION_MIN,
     SessionKind,
@@ -38,7 +39,7 @@ DEFAULT_WEEKDAYS: dict[int, tuple[Weekday, ...]] = {
 }
 """Weekday pattern used for "N per week" when none is given (spread as evenly as a clinic would)."""
 
-DrugName = Literal["racemic_ketamine", "esketamine", "dusp6_inhibitor", "placebo"]
+DrugName = Literal["racemic_ketamine", "esketamine", "dusp6_inhibitor", "placebo", "midazolam"]
 KETAMINES = ("racemic_ketamine", "esketamine")
 Measure = Literal["madrs", "cadss", "vitals", "plasma_bdnf", "plasma_ketamine"]
 MEASURE_OUTPUT: dict[str, str] = {
@@ -160,7 +161,8 @@ class DrugRegimen(_Strict):
     """A drug given on a schedule.
 
     ``racemic_ketamine`` and ``esketamine`` need a dose (mg/kg of actual body weight, or fixed mg);
-    ``placebo`` is an inert administration on the same route and schedule; ``dusp6_inhibitor`` is an
+    ``placebo`` is an inert administration on the same route and schedule and ``midazolam`` the
+    active placebo of ketamine trials (both act through expectancy only); ``dusp6_inhibitor`` is an
     experimental adjunct (preclinical), present for ``exposure_hours`` after each administration.
     ``anchor: first_infusion`` counts the schedule from the phase's first ketamine dose.
     """
@@ -193,8 +195,8 @@ class DrugRegimen(_Strict):
                     raise KetadurInputError(
                         name, f"the model has no dose-response for {self.drug}", getattr(self, name)
                     )
-            if self.drug == "placebo" and self.route is None:
-                raise KetadurInputError("route", "is required for placebo", None)
+            if self.drug in PLACEBOS and self.route is None:
+                raise KetadurInputError("route", f"is required for {self.drug}", None)
             if self.drug == "dusp6_inhibitor" and self.infusion_minutes:
                 raise KetadurInputError("infusion_minutes", "use exposure_hours for an adjunct", 0)
         return self

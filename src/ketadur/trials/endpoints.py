@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ketadur.protocols.schema import EndpointDefinition
+from ketadur.regimen import PLACEBOS
 from ketadur.trials.observe import Observations
 
 
@@ -213,7 +214,7 @@ def exposure(obs: Observations) -> pd.DataFrame:
     """Per arm: subjects, ketamine/esketamine administrations and mg per subject, therapy
     sessions per subject, and MADRS visits per subject."""
     ev = obs.events
-    doses = ev[(ev["kind"] == "dose") & (ev["drug"] != "placebo")]
+    doses = ev[(ev["kind"] == "dose") & ~ev["drug"].isin(PLACEBOS)]
     rows = []
     for arm in obs.arms:
         n = obs.visits.loc[obs.visits["arm"] == arm, "subject_id"].nunique()
