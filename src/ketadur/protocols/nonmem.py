@@ -9,7 +9,7 @@ covariates ``WT`` (kg), ``AGE`` (years), ``MET`` (number of BDNF Met alleles).
 Codes (documented so that another tool can read the file):
 
 - ``CMT``: 1 central (IV), 2 nasal depot, 3 gut (oral), 4 intramuscular depot, 5 observation.
-- ``DRUG``: 1 racemic ketamine, 2 esketamine, 9 placebo.
+- ``DRUG``: 1 racemic ketamine, 2 esketamine, 8 midazolam (active placebo), 9 placebo.
 - ``EVT``: 10 CBT, 11 mindfulness, 12 preparation, 13 integration session; 20/21 DUSP6 inhibitor
   start/stop; 30 lifestyle change (EXER, SLEEP); 40/41 oral antidepressant start/stop.
 - ``DVID``: 1 MADRS, 2 CADSS, 3 systolic BP (mmHg), 4 plasma BDNF (ng/mL), 5 plasma ketamine
@@ -30,6 +30,7 @@ import pandas as pd
 from ketadur.errors import KetadurInputError
 from ketadur.model.patient import Patient
 from ketadur.regimen import (
+    PLACEBOS,
     AdjunctWindow,
     Dose,
     LifestyleChange,
@@ -40,7 +41,7 @@ from ketadur.regimen import (
 
 CMT = {"iv": 1, "intranasal": 2, "oral": 3, "im": 4}
 OBSERVATION_CMT = 5
-DRUG = {"racemic_ketamine": 1, "esketamine": 2, "placebo": 9}
+DRUG = {"racemic_ketamine": 1, "esketamine": 2, "midazolam": 8, "placebo": 9}
 SESSION_EVT = {"cbt": 10, "mindfulness": 11, "preparation": 12, "integration": 13}
 ADJUNCT_START, ADJUNCT_STOP, LIFESTYLE, AD_START, AD_STOP = 20, 21, 30, 40, 41
 DVID = {"madrs": 1, "cadss": 2, "vitals": 3, "plasma_bdnf": 4, "plasma_ketamine": 5}
@@ -173,8 +174,8 @@ def _regimen_from_rows(rows: pd.DataFrame) -> Regimen:
                 raise KetadurInputError(f"{at}.CMT/DRUG", "unknown dosing code", codes)
             amount, rate = _col(r, "AMT"), _col(r, "RATE")
             minutes = round(60.0 * amount / rate, 9) if rate > 0 else 0.0
-            if drug == "placebo":
-                doses.append(Dose(day=day, drug="placebo", route=route))
+            if drug in PLACEBOS:
+                doses.append(Dose(day=day, drug=drug, route=route))
             else:
                 doses.append(
                     Dose(day=day, drug=drug, route=route, dose_mg=amount, infusion_minutes=minutes)
