@@ -33,6 +33,7 @@ from ketadur.engine.reference import (
 )
 from ketadur.errors import KetadurInputError
 from ketadur.model.patient import TYPICAL_PATIENT, Patient
+from ketadur.model.synapse_mood import EXPECTANCY_CUE_H
 from ketadur.model.system import (
     INPUT_NAMES,
     STATE_NAMES,
@@ -521,10 +522,15 @@ def _regimen(st: _RunState) -> Regimen:
 
 
 def _pending(regimen: Regimen, t_day: float) -> Regimen:
-    """``regimen`` less the doses and sessions that are over by ``t_day``: their effect is in the
-    state already, and compiling them again at every decision point made long adaptive protocols
-    cost time quadratic in their number of doses."""
-    doses = tuple(d for d in regimen.doses if d.day + d.infusion_minutes / 1440.0 >= t_day - _EPS)
+    """``regimen`` less the doses and sessions that are over by ``t_day`` (infusion and
+    expectancy cue both ended): their effect is in the state already, and compiling them again
+    at every decision point made long adaptive protocols cost time quadratic in their doses."""
+    cue_days = EXPECTANCY_CUE_H / 24.0
+    doses = tuple(
+        d
+        for d in regimen.doses
+        if d.day + max(d.infusion_minutes / 1440.0, cue_days) >= t_day - _EPS
+    )
     sessions = tuple(s for s in regimen.sessions if s.day >= t_day - _EPS)
     return regimen.model_copy(update={"doses": doses, "sessions": sessions})
 
