@@ -94,7 +94,7 @@ def test_calibration_targets_all_state_an_uncertainty():
 
 
 def test_budget_sets_a_fixed_number_of_evaluations():
-    assert evaluations_for(60) == 360
+    assert evaluations_for(60) == 120
     assert evaluations_for(0.01) == 16
     with pytest.raises(KetadurInputError, match="budget"):
         evaluations_for(0)

@@ -160,8 +160,11 @@ def test_met_carriers_respond_less(params, single_result):
             single_infusion(), Patient(params=params, bdnf_genotype=genotype), t_end_days=14.0
         )
         best[genotype] = _improvement(res).max()
-    assert best["val/met"] < best["val/val"]
-    assert best["met/met"] < best["val/met"] - 1.0
+    # Strictly ordered, and Met/Met at least 3 % below Val/Val. (The gap was stated in MADRS
+    # points before the expectancy response entered the relief signal; relief saturates, so the
+    # same loss of BDNF release now shows as fewer points: 1.1 at the calibrated values.)
+    assert best["met/met"] < best["val/met"] < best["val/val"]
+    assert best["met/met"] < 0.97 * best["val/val"]
 
 
 def test_higher_dose_stronger_but_shorter_lived(params):
