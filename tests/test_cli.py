@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -12,22 +10,8 @@ import pytest
 from ketadur import REGISTRY
 
 
-def _run(*args: str, cwd, expect: int | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "ketadur.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"COLUMNS": "120", "PATH": ""},
-    )
-    if expect is not None:
-        assert proc.returncode == expect, proc.stderr
-    return proc
-
-
-def test_demo_prints_table_and_writes_report(tmp_path):
-    proc = _run("demo", "--patients", "20", cwd=tmp_path)
+def test_demo_prints_table_and_writes_report(tmp_path, cli):
+    proc = cli("demo", "--patients", "20", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for name in ("single_infusion", "weekly_maintenance", "single_infusion_dusp6", "Research use"):
         assert name in proc.stdout
@@ -35,24 +19,24 @@ def test_demo_prints_table_and_writes_report(tmp_path):
     assert html.count("data:image/png;base64") == 4
 
 
-def test_demo_json_has_every_arm(tmp_path):
-    proc = _run("demo", "--patients", "10", "--json", "--report", "d.html", cwd=tmp_path)
+def test_demo_json_has_every_arm(tmp_path, cli):
+    proc = cli("demo", "--patients", "10", "--json", "--report", "d.html", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert len(doc["arms"]) == 10 and doc["protocol"] == "durability_comparison"
     assert (tmp_path / "d.html").exists()
 
 
-def test_params_lists_every_parameter(tmp_path):
-    proc = _run("params", "--json", cwd=tmp_path)
+def test_params_lists_every_parameter(tmp_path, cli):
+    proc = cli("params", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert {p["name"] for p in json.loads(proc.stdout)} == set(REGISTRY)
-    table = _run("params", cwd=tmp_path)
+    table = cli("params", cwd=tmp_path)
     assert table.returncode == 0 and "k10_per_min" in table.stdout
 
 
-def test_simulate_writes_table_and_plot(tmp_path):
-    proc = _run(
+def test_simulate_writes_table_and_plot(tmp_path, cli):
+    proc = cli(
         "simulate",
         "--regimen",
         "six",
@@ -72,8 +56,8 @@ def test_simulate_writes_table_and_plot(tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
 
-def test_diagram_dot(tmp_path):
-    proc = _run("diagram", "--out", "c.dot", cwd=tmp_path)
+def test_diagram_dot(tmp_path, cli):
+    proc = cli("diagram", "--out", "c.dot", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "dusp6 -> erk [arrowhead=tee]" in (tmp_path / "c.dot").read_text()
 
@@ -94,8 +78,8 @@ def test_diagram_dot(tmp_path):
         (("nonsense",), "nonsense"),
     ],
 )
-def test_bad_input_one_line_exit_2(tmp_path, args, fragment):
-    proc = _run(*args, cwd=tmp_path)
+def test_bad_input_one_line_exit_2(tmp_path, args, fragment, cli):
+    proc = cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -103,12 +87,12 @@ def test_bad_input_one_line_exit_2(tmp_path, args, fragment):
     assert lines[0].startswith("error:") and fragment in lines[0]
 
 
-def test_protocols_list_show_events_run_and_diagram(tmp_path):
-    listed = json.loads(_run("protocols", "list", "--json", cwd=tmp_path, expect=0).stdout)
+def test_protocols_list_show_events_run_and_diagram(tmp_path, cli):
+    listed = json.loads(cli("protocols", "list", "--json", cwd=tmp_path, expect=0).stdout)
     assert {"protocol1_single_infusion", "sustain1"} <= {p["name"] for p in listed}
-    shown = _run("protocols", "show", "protocol2_kap_cbt", cwd=tmp_path, expect=0).stdout
+    shown = cli("protocols", "show", "protocol2_kap_cbt", cwd=tmp_path, expect=0).stdout
     assert "24-48 h after the first infusion" in shown
-    proc = _run(
+    proc = cli(
         "protocols", "events", "protocol1_single_infusion", "--weight-kg", "80",
         "--nonmem", "ev.csv", cwd=tmp_path, expect=0,
     )  # fmt: skip
@@ -116,10 +100,10 @@ def test_protocols_list_show_events_run_and_diagram(tmp_path):
     header = (tmp_path / "ev.csv").read_text().splitlines()[0]
     assert header.startswith("ID,TIME,EVID,AMT,RATE,CMT,DV,MDV")
     run = json.loads(
-        _run("protocols", "run", "booster_on_relapse", "--json", cwd=tmp_path, expect=0).stdout
+        cli("protocols", "run", "booster_on_relapse", "--json", cwd=tmp_path, expect=0).stdout
     )
     assert run["doses"] > 6 and any(d["decision"] == "booster" for d in run["decisions"])
-    _run("protocols", "diagram", "sustain1", "--out", "s.svg", cwd=tmp_path, expect=0)
+    cli("protocols", "diagram", "sustain1", "--out", "s.svg", cwd=tmp_path, expect=0)
     assert (tmp_path / "s.svg").read_text().lstrip().startswith("<?xml")
 
 
@@ -132,15 +116,15 @@ def test_protocols_list_show_events_run_and_diagram(tmp_path):
         (("protocols", "diagram", "sustain1", "--out", "x.gif"), "--out"),
     ],
 )
-def test_protocols_bad_input_one_line_exit_2(tmp_path, args, fragment):
-    proc = _run(*args, cwd=tmp_path, expect=2)
+def test_protocols_bad_input_one_line_exit_2(tmp_path, args, fragment, cli):
+    proc = cli(*args, cwd=tmp_path, expect=2)
     assert fragment in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_population_and_population_simulation_commands(tmp_path):
+def test_population_and_population_simulation_commands(tmp_path, cli):
     pop = tmp_path / "pop.parquet"
     assert (
-        _run(
+        cli(
             "population", "--patients", "6", "--seed", "2", "--out", str(pop), cwd=tmp_path
         ).returncode
         == 0
@@ -148,7 +132,7 @@ def test_population_and_population_simulation_commands(tmp_path):
     table = pd.read_parquet(pop)
     assert len(table) == 6 and "k10_per_min" in table.columns
     sim = tmp_path / "sim.csv"
-    res = _run(
+    res = cli(
         "simulate", "protocol1_single_infusion", "--population", str(pop),
         "--outputs", "madrs,structural", "--days", "7", "--out", str(sim), cwd=tmp_path,
     )  # fmt: skip
@@ -171,7 +155,7 @@ def test_population_and_population_simulation_commands(tmp_path):
         ("simulate", "protocol1_single_infusion", "--out", "/no/such/folder/a.csv"),
     ],
 )
-def test_population_commands_reject_bad_input_with_exit_2(args, tmp_path):
-    res = _run(*args, cwd=tmp_path)
+def test_population_commands_reject_bad_input_with_exit_2(args, tmp_path, cli):
+    res = cli(*args, cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.startswith("error:") and "Traceback" not in res.stderr

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -309,15 +307,8 @@ def test_replicates_report_a_spread_and_bad_counts_are_refused():
         run_trial(proto, pop, replicates=0)
 
 
-def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ketadur.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600, env={"COLUMNS": "120", "PATH": ""},
-    )  # fmt: skip
-
-
-def test_cli_trial_json_report_and_tables(tmp_path):
-    proc = _cli(
+def test_cli_trial_json_report_and_tables(tmp_path, cli):
+    proc = cli(
         "trial", "protocol1_single_infusion", "--patients", "10", "--seed", "2", "--json",
         "--report", "r.html", "--out", "tables", cwd=tmp_path,
     )  # fmt: skip
@@ -340,7 +331,7 @@ def test_cli_trial_json_report_and_tables(tmp_path):
         (("trial", "dusp6_adjunct_without_madrs.yaml"), "madrs"),
     ],
 )
-def test_cli_trial_bad_input_exit_2(tmp_path, args, message):
+def test_cli_trial_bad_input_exit_2(tmp_path, args, message, refused):
     text = load_protocol("protocol1_single_infusion").model_dump(mode="json", exclude_none=True)
     for arm in text["arms"]:
         for phase in arm["phases"]:
@@ -349,6 +340,4 @@ def test_cli_trial_bad_input_exit_2(tmp_path, args, message):
     import yaml
 
     (tmp_path / "dusp6_adjunct_without_madrs.yaml").write_text(yaml.safe_dump(text))
-    proc = _cli(*args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+    refused(*args, message=message)
