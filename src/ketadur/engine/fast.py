@@ -535,6 +535,28 @@ def inputs_at(schedule: Schedule, t_out_h: NDArray, t_end_h: float) -> NDArray[n
     return np.stack(schedule.inputs)[np.maximum(idx, 0)].T
 
 
+@nb.njit(cache=True)
+def _integrate_single(
+    pkc_row, cc_row, sc_row, lam, v, v_inv, bp_t, bp_u, jptr, j_kind, j_value, j_delta,
+    y0, t_start, t_end, t_out, codes, rtol, atol, max_step, out, y_end,
+):  # fmt: skip
+    """:func:`_integrate_one` for one patient without a parallel region: the adaptive runner
+    calls this thousands of times per trial arm, and a parallel launch per call costs more than
+    the span when other processes hold the cores."""
+    empty = np.empty(0)
+    return _integrate_one(
+        _pkc(pkc_row), _cc(cc_row), _sc(sc_row), lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
+        j_value, j_delta, empty, empty, y0, t_start, t_end, t_out, codes, rtol, atol, max_step,
+        out, y_end,
+    )  # fmt: skip
+
+
+_SPAN_CODES = np.concatenate(
+    [np.arange(_STATE_CODE, _STATE_CODE + len(STATE_NAMES)), output_codes(OUTPUT_NAMES)]
+).astype(np.int64)
+"""What a single-patient span records: the full state, then every output."""
+
+
 def integrate_span_fast(
     model: CompiledModel,
     schedule: Schedule,
@@ -544,25 +566,24 @@ def integrate_span_fast(
     t_out_h: NDArray[np.float64],
     settings: FastSettings = FastSettings(),
 ) -> Span:
-    """Drop-in for :func:`ketadur.engine.reference.integrate_span` using the fast engine."""
+    """Drop-in for :func:`ketadur.engine.reference.integrate_span` using the fast engine; the
+    span also carries every output at ``t_out_h``, recorded as it integrates."""
     arrays = schedule_arrays(schedule)
     modes = model.pk_modes
     t_out = np.asarray(t_out_h, dtype=float)
-    codes = np.arange(_STATE_CODE, _STATE_CODE + len(STATE_NAMES), dtype=np.int64)
-    out = np.full((1, t_out.size, codes.size), np.nan)
-    y_end = np.empty((1, len(STATE_NAMES)))
-    steps = np.zeros(1, dtype=np.int64)
+    out = np.full((t_out.size, _SPAN_CODES.size), np.nan)
+    y_end = np.empty(len(STATE_NAMES))
     pkc, cc, sc = constant_rows(model)
-    integrate_batch(
-        pkc[None], cc[None], sc[None], modes.lam, modes.v, modes.v_inv,
-        arrays["bp_t"], arrays["bp_u"][None], arrays["jptr"], arrays["j_kind"],
-        arrays["j_value"][None], arrays["j_delta"][None],
-        np.zeros(2, dtype=np.int64), np.empty(0), np.empty(0),
-        np.asarray(y_start, dtype=float)[None], float(t_start_h), float(t_end_h), t_out, codes,
-        *settings.state_tolerances(), settings.max_step_h, out, y_end, steps,
+    steps = _integrate_single(
+        pkc, cc, sc, modes.lam[0], modes.v[0], modes.v_inv[0],
+        arrays["bp_t"], arrays["bp_u"], arrays["jptr"], arrays["j_kind"],
+        arrays["j_value"], arrays["j_delta"],
+        np.asarray(y_start, dtype=float), float(t_start_h), float(t_end_h), t_out, _SPAN_CODES,
+        *settings.state_tolerances(), settings.max_step_h, out, y_end,
     )  # fmt: skip
     u_out = inputs_at(schedule, t_out, t_end_h)
-    if steps[0] < 0:
+    n = len(STATE_NAMES)
+    if steps < 0:
         msg = f"fast engine: step size collapsed between t={t_start_h / 24.0:.4f} d and the end"
-        return Span(out[0].T, u_out, y_end[0], "failed", msg)
-    return Span(out[0].T, u_out, y_end[0], "success", "")
+        return Span(out[:, :n].T, u_out, y_end, "failed", msg, out[:, n:].T)
+    return Span(out[:, :n].T, u_out, y_end, "success", "", out[:, n:].T)

@@ -181,6 +181,9 @@ class Span:
     y_end: NDArray[np.float64]
     status: Literal["success", "failed"]
     message: str
+    outputs: NDArray[np.float64] | None = None
+    """Every output of :data:`~ketadur.model.system.OUTPUTS` at the requested times (rows in
+    that order), when the engine records them as it integrates (the fast engine); else None."""
 
 
 def integrate_span(

@@ -36,6 +36,7 @@ from ketadur.model.patient import TYPICAL_PATIENT, Patient
 from ketadur.model.synapse_mood import EXPECTANCY_CUE_H
 from ketadur.model.system import (
     INPUT_NAMES,
+    OUTPUTS,
     STATE_NAMES,
     CompiledModel,
     compile_model,
@@ -139,6 +140,7 @@ class _RunState:
     maintenance: _Maintenance | None = None
     taken: set = field(default_factory=set)
     rater: Rater | None = None
+    regimen_changes: int = 0  # bumped whenever a phase is entered or the doses change
 
     def push(self, t_days: float, priority: int, action: tuple) -> None:
         heapq.heappush(self.queue, (round(t_days, 9), priority, next(self.counter), action))
@@ -194,13 +196,18 @@ def run_protocol(
 
     y = model.initial_state()
     t_day = 0.0
-    pieces_t, pieces_y, pieces_u = [], [], []
+    pieces_t, pieces_y, pieces_u, pieces_o = [], [], [], []
     status, message = "success", ""
+    compiled_at = -1
     while True:
         next_day = min(st.queue[0][0], end_day) if st.queue else end_day
         final = next_day >= end_day - _EPS
-        regimen = _regimen(st)
-        schedule = compile_schedule(model, _pending(regimen, t_day))
+        if st.regimen_changes != compiled_at:
+            # A schedule compiled earlier stays valid while the regimen is unchanged: the
+            # integrator starts at the span's start and skips what is over.
+            regimen = _regimen(st)
+            schedule = compile_schedule(model, _pending(regimen, t_day))
+            compiled_at = st.regimen_changes
         t_out = default_output_days(
             regimen,
             next_day,
@@ -221,6 +228,7 @@ def run_protocol(
         pieces_t.append(t_out)
         pieces_y.append(span.y_out)
         pieces_u.append(span.u_out)
+        pieces_o.append(span.outputs)
         if span.status != "success":
             status, message = span.status, span.message
             break
@@ -234,7 +242,12 @@ def run_protocol(
     t_all = np.concatenate(pieces_t)
     y_all = np.concatenate(pieces_y, axis=1)
     u_all = np.concatenate(pieces_u, axis=1)
-    table = pd.DataFrame({"t_days": t_all, **model.outputs(y_all, u_all)})
+    if all(o is not None for o in pieces_o):  # the fast engine recorded them as it went
+        o_all = np.concatenate(pieces_o, axis=1)
+        outputs = dict(zip(OUTPUTS, o_all, strict=True))
+    else:
+        outputs = model.outputs(y_all, u_all)
+    table = pd.DataFrame({"t_days": t_all, **outputs})
     states = pd.DataFrame(y_all.T, columns=list(STATE_NAMES))
     states.insert(0, "t_days", t_all)
     regimen = _regimen(st)
@@ -345,6 +358,7 @@ def _start_phase(st: _RunState, index: int, t: float) -> None:
             return
     st.current = plan
     st.entered.append(plan)
+    st.regimen_changes += 1
     st.maintenance = None
     st.log(t, "entered", plan.phase.name)
     interval = next((r for r in plan.phase.rules if isinstance(r, IntervalRule)), None)
@@ -371,6 +385,7 @@ def _exit(st: _RunState, t: float, why: str) -> None:
 def _give(st: _RunState, dose: Dose, plan: PhasePlan, source: str) -> None:
     """Record a dose (taking effect at its time) and queue its infusion-anchored assessments."""
     st.doses.append((dose, plan.phase.name, source))
+    st.regimen_changes += 1
     for hours, measures in plan.infusion_anchored:
         t = dose.day + hours / 24.0
         if t <= st.protocol.duration_days + _EPS:
@@ -388,6 +403,7 @@ def _apply_rules(st: _RunState, t: float) -> None:
                 st.stopped = True
                 cancelled = [d for d in st.doses if d[0].day >= t - _EPS]
                 st.doses = [d for d in st.doses if d[0].day < t - _EPS]
+                st.regimen_changes += 1
                 st.maintenance = None
                 st.log(t, "stop", f"'{rule.on}' met; {len(cancelled)} planned doses cancelled")
         elif isinstance(rule, BoosterRule) and not st.stopped:
