@@ -129,7 +129,7 @@ _SIGNALS: tuple[tuple[str, str], ...] = (
         " + relief_weight_stabilised * stabilised + relief_weight_consolidated * consolidated"
         " + expectancy",
     ),
-    ("relief", "madrs_max_relief_fraction * relief_drive / (relief_half_max + relief_drive)"),
+    ("relief", "(1 - madrs_refractory_fraction) * relief_drive / (relief_half_max + relief_drive)"),
     ("madrs", "min(60, max(0, core_madrs * (1 - relief) + situational))"),
     (
         "cadss",

@@ -738,14 +738,18 @@ _PARAMETERS: tuple[Parameter, ...] = (
     ),
     # ---------------------------------------------------------------- symptoms and acute effects
     _p(
-        "madrs_max_relief_fraction",
-        0.9,
+        "madrs_refractory_fraction",
+        0.1,
         "1",
-        (0.5, 1.0),
+        (0.0, 0.9),
         "symptoms",
-        "Largest fraction of the baseline MADRS that synaptic relief can remove.",
+        "Fraction of the core MADRS that no amount of relief removes (symptoms refractory to "
+        "the glutamatergic mechanism). It varies between patients: where it is large, a patient "
+        "does not respond however many infusions are given.",
         "assumed",
-        _TO_CALIBRATE,
+        _TO_CALIBRATE + "; about 30-40 % of treatment-resistant patients do not respond to six "
+        "infusions (response 70.8 %, Murrough JW et al. Biol Psychiatry 2013;74:250-256; 59 %, "
+        "Phillips JL et al. Am J Psychiatry 2019;176:401-409)",
     ),
     _p(
         "relief_half_max",

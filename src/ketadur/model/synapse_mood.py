@@ -126,7 +126,7 @@ class SynapseConstants(NamedTuple):
             k_e_decay=LN2 / (p["expectancy_half_life_days"] * 24.0),
             inert_placebo_weight=p["inert_placebo_expectancy_weight"],
             core_madrs=baseline_madrs - situational_madrs,
-            max_relief=p["madrs_max_relief_fraction"],
+            max_relief=1.0 - p["madrs_refractory_fraction"],
             relief_half=p["relief_half_max"],
             w_p=p["relief_weight_potentiation"],
             w_s=p["relief_weight_structural"],

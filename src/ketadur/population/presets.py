@@ -115,13 +115,16 @@ _IIV = Iiv(
         "relief_half_max": 0.25,
         "therapy_consolidation_gain": 0.30,
         "sbp_emax_mmhg": 0.30,
+        "expectancy_gain_per_administration": 0.50,
+        "madrs_refractory_fraction": 0.80,
     },
     correlations={("v1_l_per_kg", "k10_per_min"): -0.4},
     source=(
         "PK: assumed 30% CV, the usual magnitude of IIV on ketamine/esketamine clearance and "
         "volume in population PK analyses (e.g. Perez-Ruixo C et al. Clin Pharmacokinet "
         "2021;60:501-516); the V1-k10 correlation is assumed (independent CL and V make k10 = "
-        "CL/V1 negatively correlated with V1). PD: assumed, to be calibrated (issue: calibration)"
+        "CL/V1 negatively correlated with V1). PD and expectancy: assumed, to be calibrated "
+        "(docs/calibration.md)"
     ),
 )
 
