@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -11,19 +12,27 @@ from ketadur import REGISTRY
 
 
 def test_demo_prints_table_and_writes_report(tmp_path, cli):
-    proc = cli("demo", "--patients", "20", cwd=tmp_path)
+    proc = cli("demo", "--patients", "8", "--replicates", "3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for name in ("single_infusion", "weekly_maintenance", "single_infusion_dusp6", "Research use"):
         assert name in proc.stdout
+    # each rate with the 5-95 % range of the replicate trials, in the table and the report
+    assert re.search(r"\d+ \(\d+-\d+\)", proc.stdout)
+    assert "3 replicate trials of 8 per arm" in " ".join(proc.stdout.split())
     html = (tmp_path / "ketadur-demo.html").read_text()
     assert html.count("data:image/png;base64") == 4
+    assert re.search(r"<td>\d+ \(\d+-\d+\)</td>", html)
 
 
 def test_demo_json_has_every_arm(tmp_path, cli):
-    proc = cli("demo", "--patients", "10", "--json", "--report", "d.html", cwd=tmp_path)
+    proc = cli(
+        "demo", "--patients", "5", "--replicates", "2", "--json", "--report", "d.html",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert len(doc["arms"]) == 10 and doc["protocol"] == "durability_comparison"
+    assert all("replicate_spread" in arm for arm in doc["arms"])
     assert (tmp_path / "d.html").exists()
 
 
@@ -75,6 +84,7 @@ def test_diagram_dot(tmp_path, cli):
         (("params", "--group", "nope"), "--group"),
         (("demo", "--report", "fig.txt"), "--report"),
         (("demo", "--patients", "-1"), "--patients"),
+        (("demo", "--replicates", "0"), "--replicates"),
         (("nonsense",), "nonsense"),
     ],
 )

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from ketadur.cli_common import (
@@ -22,7 +24,11 @@ from ketadur.cli_common import (
 from ketadur.errors import KetadurInputError
 
 DEMO_PROTOCOL = "durability_comparison"
-DEMO_PATIENTS = 500
+DEMO_PATIENTS = 50
+DEMO_REPLICATES = 10
+"""The demo: 10 replicate trials of 50 patients per arm (5,000 patients over ten arms), each
+replicate with its own posterior draw of the calibrated parameters, so every endpoint comes with
+an interval that holds patient sampling and parameter uncertainty; under a minute on 2 cores."""
 
 
 def run_trial_cmd(
@@ -108,43 +114,61 @@ def check_assessed(protocol) -> None:
 
 
 def _print_table(result) -> None:
-    def pct(x: float | None) -> str:
-        return "—" if x is None else f"{100.0 * x:.0f}"
+    from ketadur.reports.trial_report import rate_cells
 
     first = result.settings.responder_window_days[1]
+    spread = result.replicates > 1
+    per_arm = result.n_patients // result.replicates
+    caption = (
+        f"% of patients seen at the visit; relapse (loss of response) among those who "
+        f"responded by day {first:g}, Kaplan-Meier, days since first response"
+    )
+    if spread:
+        caption += (
+            f". Pooled over {result.replicates} replicate trials of {per_arm} per arm, each "
+            f"with its own posterior parameter draw; in brackets the 5-95 % range of those "
+            f"trials (patient sampling and parameter uncertainty)"
+        )
     table = Table(
         title=f"{result.protocol.name}: {result.n_patients} virtual patients per arm, "
         f"seed {result.seed} ({result.runtime_s:.0f} s)",
-        caption=f"% of patients seen at the visit; relapse (loss of response) among those who "
-        f"responded by day {first:g}, Kaplan-Meier, days since first response",
+        caption=caption,
     )
     e0 = next(iter(result.endpoints.values()))["endpoints"]
     days = "/".join(e0["response_rate"])
     relapse_days = "/".join(e0["relapse_rate"])
-    width = max(len(a) for a in result.endpoints)
-    table.add_column("arm", min_width=width, no_wrap=True)
-    for name, justify in (
-        (f"response % d{days}", "right"),
-        (f"remission % d{days}", "right"),
-        ("responders", "right"),
-        (f"relapse % by d{relapse_days}", "right"),
-        ("median days to relapse", "right"),
-        ("infusions", "right"),
+    if spread:  # one line per visit day, the columns kept whole; long arm names wrap
+        sep = "\n"
+        table.box = box.SIMPLE_HEAD
+        table.collapse_padding = True
+    else:
+        sep = " / "
+    table.add_column("arm", no_wrap=True)
+    for name, whole, width in (
+        (f"response %\nd{days}", spread, None),
+        (f"remission %\nd{days}", spread, None),
+        ("respon-\nders", False, 6),
+        (f"relapse %\nby d{relapse_days}", spread, None),
+        ("median\ndays to\nrelapse", False, 7),
+        ("doses", False, 5),
     ):
-        table.add_column(name, justify=justify, overflow="fold")
+        table.add_column(name, justify="right", overflow="fold", no_wrap=whole, min_width=width)
     for arm, values in result.endpoints.items():
         e = values["endpoints"]
+        cells = rate_cells(values)
         median = e["median_days_to_relapse"]["median"]
         table.add_row(
             arm,
-            "/".join(pct(x) for x in e["response_rate"].values()),
-            "/".join(pct(x) for x in e["remission_rate"].values()),
+            sep.join(cells["response_rate"].values()),
+            sep.join(cells["remission_rate"].values()),
             str(e["responders"]),
-            "/".join(pct(x) for x in e["relapse_rate"].values()),
+            sep.join(cells["relapse_rate"].values()),
             "not reached" if median is None else f"{median:g}",
             f"{e['infusions_per_patient']:.1f}",
         )
-    console.print(table)
+    # a terminal wraps the table to its width; a file or pipe gets it whole
+    out = console if console.is_terminal else Console(width=max(console.width, 120))
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -175,7 +199,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(
-        patients: Annotated[int, typer.Option(help="Patients per arm.")] = DEMO_PATIENTS,
+        patients: Annotated[
+            int, typer.Option(help="Patients per arm in each replicate trial.")
+        ] = DEMO_PATIENTS,
+        replicates: Annotated[
+            int,
+            typer.Option(
+                help="Replicate trials, each with its own posterior parameter draw (intervals)."
+            ),
+        ] = DEMO_REPLICATES,
         seed: Annotated[int, typer.Option(help="Random seed (>= 0).")] = 0,
         report: Annotated[Path, typer.Option(help="HTML report file.")] = Path("ketadur-demo.html"),
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
@@ -183,7 +215,8 @@ def register(app: typer.Typer) -> None:
         """The main job: ten ways of giving ketamine compared on one virtual TRD population
         (single infusion, induction, maintenance, KAP, mindfulness, lifestyle, DUSP6 adjunct)."""
         run_trial_cmd(
-            DEMO_PROTOCOL, population="trd-adults", patients=patients, replicates=1, seed=seed,
+            DEMO_PROTOCOL, population="trd-adults", patients=patients, replicates=replicates,
+            seed=seed,
             as_json=as_json, report=report, out=None,
             title="ketadur demo: how to make ketamine's effect last",
         )  # fmt: skip

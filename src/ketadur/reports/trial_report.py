@@ -98,23 +98,42 @@ def plot_km(result) -> Figure:
     return fig
 
 
+def rate_cells(values: dict) -> dict[str, dict[str, str]]:
+    """An arm's response, remission and relapse rates as text cells (%): the pooled value and,
+    when the trial was replicated, the 5-95 % range over replicate trials in brackets."""
+    e = values["endpoints"]
+    spread = values.get("replicate_spread", {})
+
+    def pct(x: float | None) -> str:
+        return "—" if x is None else f"{100.0 * x:.0f}"
+
+    out: dict[str, dict[str, str]] = {}
+    for key in ("response_rate", "remission_rate", "relapse_rate"):
+        out[key] = {}
+        for d, x in e[key].items():
+            cell = pct(x)
+            s = spread.get(key, {}).get(d)
+            if s and s["p05"] is not None:
+                cell += f" ({pct(s['p05'])}-{pct(s['p95'])})"
+            out[key][d] = cell
+    return out
+
+
 def endpoint_rows(result) -> list[dict]:
-    """One flat row per arm for tables: rates in %, relapse among responders, median, exposure."""
+    """One flat row per arm for tables: rates in % (with the replicate range, if any), relapse
+    among responders, median, exposure."""
     rows = []
     for arm, values in result.endpoints.items():
         e = values["endpoints"]
-
-        def pct(x):
-            return None if x is None else round(100.0 * x, 1)
-
+        cells = rate_cells(values)
         row = {"arm": arm, "n": values["n"]}
-        for d, r in e["response_rate"].items():
-            row[f"response d{d} %"] = pct(r)
-        for d, r in e["remission_rate"].items():
-            row[f"remission d{d} %"] = pct(r)
+        for d, cell in cells["response_rate"].items():
+            row[f"response d{d} %"] = cell
+        for d, cell in cells["remission_rate"].items():
+            row[f"remission d{d} %"] = cell
         row["responders"] = e["responders"]
-        for d, r in e["relapse_rate"].items():
-            row[f"relapse by d{d} %"] = pct(r)
+        for d, cell in cells["relapse_rate"].items():
+            row[f"relapse by d{d} %"] = cell
         med = e["median_days_to_relapse"]
         row["median days to relapse"] = med["median"]
         hr = next(iter(e["hazard_ratio_vs"].values()), {}).get("hazard_ratio")
@@ -145,6 +164,18 @@ text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:
 .warn{background:#fff4e5;border:1px solid #f0b36b;padding:.6em 1em}img{max-width:100%}
 pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.8em}
 """
+
+
+def _replicate_note(result) -> str:
+    if result.replicates <= 1:
+        return ""
+    per_arm = result.n_patients // result.replicates
+    return (
+        f" Each rate is pooled over {result.replicates} replicate trials of {per_arm} patients "
+        "per arm; each replicate draws its own parameters from the calibration's posterior, and "
+        "the 5-95 % range of the replicates' rates is in brackets: what a trial of that size "
+        "could see, given patient sampling and parameter uncertainty."
+    )
 
 
 def trial_html(result, *, title: str | None = None) -> str:
@@ -190,7 +221,9 @@ def trial_html(result, *, title: str | None = None) -> str:
 <p>{html.escape(p.description or p.summary)}</p>
 <h2>Run</h2>{_table_html([meta])}
 <h2>Endpoints per arm</h2>{_table_html(endpoint_rows(result))}
-<p>Rates are among patients observed at that visit (observed cases). Relapse: among patients who
+<p>Rates are among patients observed at that visit (observed cases).{
+        _replicate_note(result)
+    } Relapse: among patients who
 responded in days {result.settings.responder_window_days[0]:g}-{
         result.settings.responder_window_days[1]:g}, timed from their first response
 (Kaplan-Meier; censored at dropout or end of follow-up). Definitions:</p><ul>{defs}</ul>
