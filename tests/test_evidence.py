@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from ketadur.cli import app
-from ketadur.evidence.predict import predict
+from ketadur.evidence.predict import _replicate_value, predict
 from ketadur.evidence.schema import (
     Quantity,
     Reproduced,
@@ -103,6 +103,30 @@ def test_replicated_rate_has_binomial_spread():
     assert p.p95 - p.p05 == pytest.approx(2 * 1.645 * np.sqrt(0.24 / 100) * 100, rel=0.15)
     again = predict(_rate_target(100), pool, replicates=2000, seed=1)
     assert np.array_equal(p.values, again.values)
+
+
+def _or_rows(met: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Subjects per arm: (meeting the endpoint, not meeting it)."""
+    rows = []
+    for arm, (yes, no) in met.items():
+        rows += [{"arm": arm, "value": 100.0, "selected": True}] * yes
+        rows += [{"arm": arm, "value": 0.0, "selected": True}] * no
+    return pd.DataFrame(rows)
+
+
+def test_odds_ratio_by_hand():
+    q = Quantity(
+        kind="odds_ratio", arms=("ketamine",), reference_arm="midazolam", endpoint="response", day=1
+    )
+    # 30 of 50 vs 10 of 50: (30/20) / (10/40) = 6
+    assert _replicate_value(q, _or_rows({"ketamine": (30, 20), "midazolam": (10, 40)})) == 6.0
+    # an empty cell: 0.5 added to every cell, (20.5/0.5) / (5.5/15.5)
+    value = _replicate_value(q, _or_rows({"ketamine": (20, 0), "midazolam": (5, 15)}))
+    assert value == pytest.approx((20.5 / 0.5) / (5.5 / 15.5))
+    # an arm without subjects gives no estimate
+    assert np.isnan(_replicate_value(q, _or_rows({"ketamine": (3, 2)})))
+    with pytest.raises(ValidationError, match="needs 'reference_arm'"):
+        Quantity(kind="odds_ratio", arms=("a",), endpoint="response", day=1)
 
 
 def test_validate_one_design_is_reproducible_and_complete():

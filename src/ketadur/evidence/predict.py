@@ -131,7 +131,7 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
     sel = _selected(design, q, defs)
     base = everyone.merge(sel, on=["arm", "subject_id"], how="left", indicator=True)
     base["selected"] = base.pop("_merge") == "both"
-    if q.kind == "rate":
+    if q.kind in ("rate", "odds_ratio"):
         d = _definition(defs, q.endpoint)
         if q.window_days is not None:
             lo, hi = q.window_days
@@ -195,6 +195,15 @@ def _replicate_value(q: Quantity, rows: pd.DataFrame) -> float:
     """The target's result on one replicated trial (``rows``: its subjects, selected only)."""
     if q.kind in ("rate", "madrs_change", "output_mean", "output_change"):
         return float(rows["value"].mean()) if len(rows) else np.nan
+    if q.kind == "odds_ratio":
+        met = rows["value"] > 0
+        groups = (rows["arm"].isin(q.arms), rows["arm"] == q.reference_arm)
+        cells = np.array([[(met & g).sum(), (~met & g).sum()] for g in groups], dtype=float)
+        if cells.sum(axis=1).min() == 0:
+            return np.nan
+        if (cells == 0).any():  # Haldane-Anscombe correction
+            cells += 0.5
+        return float(cells[0, 0] / cells[0, 1] / (cells[1, 0] / cells[1, 1]))
     if q.kind == "cohens_d":
         a = rows.loc[rows["arm"].isin(q.arms), "value"].to_numpy()
         b = rows.loc[rows["arm"] == q.reference_arm, "value"].to_numpy()

@@ -83,6 +83,8 @@ class Quantity(_Strict):
     - ``median_time``: Kaplan-Meier median days from ``from_day`` to ``endpoint`` among
       ``among`` (``unit_days`` converts, e.g. 7 for weeks);
     - ``hazard_ratio``: Cox hazard ratio of ``endpoint`` for ``arms[0]`` vs ``reference_arm``;
+    - ``odds_ratio``: odds of meeting ``endpoint`` at the visit on ``day`` in ``arms`` over the
+      odds in ``reference_arm`` (0.5 added to every cell when one is empty);
     - ``cohens_d``: standardised difference in MADRS at ``day`` between ``reference_arm`` and
       ``arms[0]`` (positive favours ``arms[0]``);
     - ``output_mean`` / ``output_change``: mean of model output ``output`` at ``minutes`` after
@@ -98,6 +100,7 @@ class Quantity(_Strict):
         "relapse_fraction",
         "median_time",
         "hazard_ratio",
+        "odds_ratio",
         "cohens_d",
         "output_mean",
         "output_change",
@@ -121,6 +124,7 @@ class Quantity(_Strict):
             "relapse_fraction": ("endpoint",),
             "median_time": ("endpoint",),
             "hazard_ratio": ("endpoint", "reference_arm"),
+            "odds_ratio": ("endpoint", "day", "reference_arm"),
             "cohens_d": ("day", "reference_arm"),
             "output_mean": ("output", "minutes"),
             "output_change": ("output", "minutes"),
