@@ -141,7 +141,7 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
             v = ep.visits_met(obs, d)
             value = _at_day(v, q.day).groupby(["arm", "subject_id"])["met"].first()
         return _join(base, value.astype(float) * 100.0)
-    if q.kind in ("madrs_change", "cohens_d"):
+    if q.kind in ("madrs_mean", "madrs_change", "cohens_d"):
         v = ep.madrs_visits(obs)
         v = _at_day(v, q.day)
         column = v["madrs"] - v["baseline"] if q.kind == "madrs_change" else v["madrs"]
@@ -193,7 +193,7 @@ def _output_values(design: Design, q: Quantity) -> pd.Series:
 
 def _replicate_value(q: Quantity, rows: pd.DataFrame) -> float:
     """The target's result on one replicated trial (``rows``: its subjects, selected only)."""
-    if q.kind in ("rate", "madrs_change", "output_mean", "output_change"):
+    if q.kind in ("rate", "madrs_mean", "madrs_change", "output_mean", "output_change"):
         return float(rows["value"].mean()) if len(rows) else np.nan
     if q.kind == "odds_ratio":
         met = rows["value"] > 0

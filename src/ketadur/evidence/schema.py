@@ -76,6 +76,7 @@ class Quantity(_Strict):
 
     - ``rate``: fraction (in %) meeting ``endpoint`` at the visit on ``day``, or at any visit in
       ``window_days`` (e.g. response "in the first two weeks");
+    - ``madrs_mean``: mean MADRS at ``day`` (points);
     - ``madrs_change``: mean MADRS change from baseline at ``day`` (points, negative = better);
     - ``relapse_fraction``: fraction (in %) with ``endpoint`` (relapse) among ``among`` by
       ``day`` days after ``from_day`` (Kaplan-Meier), or, without ``day``, by the end of follow-up
@@ -96,6 +97,7 @@ class Quantity(_Strict):
 
     kind: Literal[
         "rate",
+        "madrs_mean",
         "madrs_change",
         "relapse_fraction",
         "median_time",
@@ -120,6 +122,7 @@ class Quantity(_Strict):
     def _check(self) -> Quantity:
         needs = {
             "rate": ("endpoint",),
+            "madrs_mean": ("day",),
             "madrs_change": ("day",),
             "relapse_fraction": ("endpoint",),
             "median_time": ("endpoint",),

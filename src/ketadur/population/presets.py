@@ -222,6 +222,21 @@ PRESETS: dict[str, Preset] = {
         weight_kg_female=LogNormal(median=70.0, cv=0.25, lower=40.0, upper=180.0, source=_NHANES),
         weight_kg_male=LogNormal(median=82.0, cv=0.22, lower=45.0, upper=200.0, source=_NHANES),
     ),
+    "acute-ed-adults": _base(
+        name="acute-ed-adults",
+        description=(
+            "Adults with severe depression and suicidal ideation seen in an emergency department "
+            "(the 2011 ketamine bolus study, PMID 21565879): baseline MADRS 40.4 (s.e.m. 1.8, "
+            "n = 14); otherwise as trd-adults"
+        ),
+        baseline_madrs=TruncNormal(
+            mean=40.4,
+            sd=6.7,
+            lower=25.0,
+            upper=60.0,
+            source="PMID 21565879: mean 40.4, s.e.m. 1.8 with n = 14 (SD 6.7); bounds assumed",
+        ),
+    ),
     "older-adults": _base(
         name="older-adults",
         description="Older adults (65-90) with TRD",
