@@ -311,7 +311,10 @@ def test_interval_rule_shortens_for_early_rise_and_not_for_a_patient_who_stays_w
     rise = run_protocol(protocol, EARLY_RISE, output_step_hours=24.0)
     planned = [d.day for d in compile_protocol(protocol, WELL).regimen().doses]
     assert "interval shortened" not in set(well.decisions["decision"])
-    assert set(_doses_given(well)) <= set(planned)  # never earlier than planned
+    # never dosed more often than planned (a stable patient's interval may lengthen)
+    well_maintenance = [d for d in _doses_given(well) if d >= 14]
+    assert len(well_maintenance) <= len([d for d in planned if d >= 14])
+    assert np.diff(well_maintenance).min() >= np.diff([d for d in planned if d >= 14]).min()
     assert "interval shortened" in set(rise.decisions["decision"])
     first_short = rise.decisions.query("decision == 'interval shortened'")["t_days"].iloc[0]
     assert 20 <= first_short <= 35  # the MADRS rise after the life event was acted on

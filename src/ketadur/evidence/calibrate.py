@@ -40,7 +40,7 @@ from ketadur.model.parameters import REGISTRY
 from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 
-CALIBRATION_VERSION = "2026.11-1"
+CALIBRATION_VERSION = "2026.11-2"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
 SECONDS_PER_EVALUATION = 6.0
@@ -100,7 +100,15 @@ def _typical(name: str, why: str, lower: float | None = None) -> FreeParameter:
 
 
 FREE_PARAMETERS: tuple[FreeParameter, ...] = (
-    _typical("relief_half_max", "size of the antidepressant effect (24 h response, MADRS change)"),
+    # Searched from 0.35, not the registry's 0.05: below it one infusion drives the typical
+    # patient's relief past 80 % of its ceiling, so a series could not deepen the response (seed
+    # phenomenon; Phillips 2019: repeated infusions doubled the response rate), and the Met
+    # allele's loss of BDNF release would not show. A fit over the whole range went to 0.096.
+    _typical(
+        "relief_half_max",
+        "size of the antidepressant effect (24 h response, MADRS change)",
+        lower=0.35,
+    ),
     _typical("potentiation_formation_per_h", "speed of onset (MADRS drop 2 h after an infusion)"),
     _typical("potentiation_half_life_h", "fading of a single dose over days (72 h, day 7)"),
     _typical("structural_half_life_days", "durability after a series (time to relapse)"),
@@ -291,8 +299,9 @@ class CalibrationResult:
             "version": CALIBRATION_VERSION,
             "ketadur_version": __version__,
             "method": (
-                "CMA-ES to the posterior mode, likelihood tempered by the Birge ratio, then "
-                "adaptive multiple importance sampling (AMIS) seeded by the CMA-ES covariance"
+                "CMA-ES from the best point of a Latin hypercube to the posterior mode, "
+                "likelihood tempered by the Birge ratio, then adaptive multiple importance "
+                "sampling (AMIS) seeded by the CMA-ES covariance"
             ),
             "settings": self.settings,
             "free_parameters": [
