@@ -129,6 +129,16 @@ def test_odds_ratio_by_hand():
         Quantity(kind="odds_ratio", arms=("a",), endpoint="response", day=1)
 
 
+def test_madrs_change_difference_by_hand():
+    q = Quantity(kind="madrs_change_difference", arms=("esk",), reference_arm="pbo", day=1)
+    rows = pd.DataFrame(
+        {"arm": ["esk", "esk", "pbo", "pbo"], "value": [-16.0, -14.0, -12.0, -10.0],
+         "selected": True}
+    )  # fmt: skip
+    assert _replicate_value(q, rows) == -4.0  # -15 - (-11)
+    assert np.isnan(_replicate_value(q, rows[rows["arm"] == "esk"]))
+
+
 def test_validate_one_design_is_reproducible_and_complete():
     a = validate(seed=3, pool=40, replicates=20, only=["protocol1_single_infusion"])
     b = validate(seed=3, pool=40, replicates=20, only=["protocol1_single_infusion"])

@@ -141,10 +141,11 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
             v = ep.visits_met(obs, d)
             value = _at_day(v, q.day).groupby(["arm", "subject_id"])["met"].first()
         return _join(base, value.astype(float) * 100.0)
-    if q.kind in ("madrs_mean", "madrs_change", "cohens_d"):
+    if q.kind in ("madrs_mean", "madrs_change", "madrs_change_difference", "cohens_d"):
         v = ep.madrs_visits(obs)
         v = _at_day(v, q.day)
-        column = v["madrs"] - v["baseline"] if q.kind == "madrs_change" else v["madrs"]
+        change = q.kind in ("madrs_change", "madrs_change_difference")
+        column = v["madrs"] - v["baseline"] if change else v["madrs"]
         value = column.groupby([v["arm"], v["subject_id"]]).first()
         return _join(base, value)
     if q.kind in ("output_mean", "output_change"):
@@ -195,6 +196,10 @@ def _replicate_value(q: Quantity, rows: pd.DataFrame) -> float:
     """The target's result on one replicated trial (``rows``: its subjects, selected only)."""
     if q.kind in ("rate", "madrs_mean", "madrs_change", "output_mean", "output_change"):
         return float(rows["value"].mean()) if len(rows) else np.nan
+    if q.kind == "madrs_change_difference":
+        a = rows.loc[rows["arm"].isin(q.arms), "value"]
+        b = rows.loc[rows["arm"] == q.reference_arm, "value"]
+        return float(a.mean() - b.mean()) if len(a) and len(b) else np.nan
     if q.kind == "odds_ratio":
         met = rows["value"] > 0
         groups = (rows["arm"].isin(q.arms), rows["arm"] == q.reference_arm)

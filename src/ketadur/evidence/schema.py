@@ -84,6 +84,8 @@ class Quantity(_Strict):
     - ``median_time``: Kaplan-Meier median days from ``from_day`` to ``endpoint`` among
       ``among`` (``unit_days`` converts, e.g. 7 for weeks);
     - ``hazard_ratio``: Cox hazard ratio of ``endpoint`` for ``arms[0]`` vs ``reference_arm``;
+    - ``madrs_change_difference``: mean MADRS change at ``day`` in ``arms`` minus that in
+      ``reference_arm`` (points; negative favours ``arms``);
     - ``odds_ratio``: odds of meeting ``endpoint`` at the visit on ``day`` in ``arms`` over the
       odds in ``reference_arm`` (0.5 added to every cell when one is empty);
     - ``cohens_d``: standardised difference in MADRS at ``day`` between ``reference_arm`` and
@@ -99,6 +101,7 @@ class Quantity(_Strict):
         "rate",
         "madrs_mean",
         "madrs_change",
+        "madrs_change_difference",
         "relapse_fraction",
         "median_time",
         "hazard_ratio",
@@ -124,6 +127,7 @@ class Quantity(_Strict):
             "rate": ("endpoint",),
             "madrs_mean": ("day",),
             "madrs_change": ("day",),
+            "madrs_change_difference": ("day", "reference_arm"),
             "relapse_fraction": ("endpoint",),
             "median_time": ("endpoint",),
             "hazard_ratio": ("endpoint", "reference_arm"),
