@@ -100,6 +100,11 @@ def _typical(name: str, why: str, lower: float | None = None) -> FreeParameter:
     return FreeParameter(name, lower or p.lower, p.upper, p.default, why)
 
 
+def _cv(name: str, why: str, upper: float = 1.5) -> FreeParameter:
+    """The IIV CV of ``name``, searched from 0.05, centred on the default preset's CV."""
+    return FreeParameter(f"cv:{name}", 0.05, upper, get_preset("trd-adults").iiv.cv[name], why)
+
+
 FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     # Searched from 0.35, not the registry's 0.05: below it one infusion drives the typical
     # patient's relief past 80 % of its ceiling, so a series could not deepen the response (seed
@@ -122,11 +127,8 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
         "stabilised_half_life_days",
         "how long months of treatment last once it stops (SUSTAIN-1 time to relapse on placebo)",
     ),
-    FreeParameter(
-        "cv:relief_half_max",
-        0.05,
-        1.5,
-        get_preset("trd-adults").iiv.cv["relief_half_max"],
+    _cv(
+        "relief_half_max",
         "heterogeneity of response between patients (response and remission rates)",
     ),
     _typical(
@@ -134,24 +136,19 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
         "symptoms no dose removes (response after a series of infusions)",
         lower=0.02,
     ),
-    FreeParameter(
-        "cv:madrs_refractory_fraction",
-        0.05,
-        2.0,
-        get_preset("trd-adults").iiv.cv["madrs_refractory_fraction"],
+    _cv(
+        "madrs_refractory_fraction",
         "patients who do not respond to repeated dosing (response after a series, relapse "
         "on maintenance)",
+        upper=2.0,
     ),
     _typical(
         "expectancy_gain_per_administration",
         "placebo response to an active placebo (midazolam 24-h MADRS change)",
         lower=0.02,
     ),
-    FreeParameter(
-        "cv:expectancy_gain_per_administration",
-        0.05,
-        1.5,
-        get_preset("trd-adults").iiv.cv["expectancy_gain_per_administration"],
+    _cv(
+        "expectancy_gain_per_administration",
         "heterogeneity of the placebo response (midazolam 24-h response rate)",
     ),
 )
