@@ -526,13 +526,14 @@ def schedule_arrays(schedule: Schedule) -> dict[str, NDArray]:
     }
 
 
-def inputs_at(schedule: Schedule, t_out_h: NDArray, t_end_h: float) -> NDArray[np.float64]:
-    """Inputs (n_in, n) in force at ``t_out_h``; at ``t_end_h``, those of the last segment."""
-    bps = np.asarray(schedule.breakpoints_h)
+def inputs_at(arrays: dict[str, NDArray], t_out_h: NDArray, t_end_h: float) -> NDArray[np.float64]:
+    """Inputs (n_in, n) in force at ``t_out_h`` for a schedule in kernel layout
+    (:func:`schedule_arrays`); at ``t_end_h``, those of the last segment."""
+    bps = arrays["bp_t"]
     idx = np.searchsorted(bps, t_out_h, side="right") - 1
     at_end = t_out_h >= t_end_h
     idx[at_end] = np.searchsorted(bps, t_out_h[at_end], side="left") - 1
-    return np.stack(schedule.inputs)[np.maximum(idx, 0)].T
+    return arrays["bp_u"][np.maximum(idx, 0)].T
 
 
 @nb.njit(cache=True)
@@ -565,10 +566,14 @@ def integrate_span_fast(
     t_end_h: float,
     t_out_h: NDArray[np.float64],
     settings: FastSettings = FastSettings(),
+    arrays: dict[str, NDArray] | None = None,
 ) -> Span:
     """Drop-in for :func:`ketadur.engine.reference.integrate_span` using the fast engine; the
-    span also carries every output at ``t_out_h``, recorded as it integrates."""
-    arrays = schedule_arrays(schedule)
+    span also carries every output at ``t_out_h``, recorded as it integrates. ``arrays`` is the
+    schedule in kernel layout (:func:`schedule_arrays`), for a caller that integrates many spans
+    of one schedule."""
+    if arrays is None:
+        arrays = schedule_arrays(schedule)
     modes = model.pk_modes
     t_out = np.asarray(t_out_h, dtype=float)
     out = np.full((t_out.size, _SPAN_CODES.size), np.nan)
@@ -581,7 +586,7 @@ def integrate_span_fast(
         np.asarray(y_start, dtype=float), float(t_start_h), float(t_end_h), t_out, _SPAN_CODES,
         *settings.state_tolerances(), settings.max_step_h, out, y_end,
     )  # fmt: skip
-    u_out = inputs_at(schedule, t_out, t_end_h)
+    u_out = inputs_at(arrays, t_out, t_end_h)
     n = len(STATE_NAMES)
     if steps < 0:
         msg = f"fast engine: step size collapsed between t={t_start_h / 24.0:.4f} d and the end"

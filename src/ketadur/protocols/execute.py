@@ -24,7 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ketadur import __version__
-from ketadur.engine.fast import FastSettings, integrate_span_fast
+from ketadur.engine.fast import FastSettings, integrate_span_fast, schedule_arrays
 from ketadur.engine.reference import (
     SimulationResult,
     SolverSettings,
@@ -207,6 +207,7 @@ def run_protocol(
             # integrator starts at the span's start and skips what is over.
             regimen = _regimen(st)
             schedule = compile_schedule(model, _pending(regimen, t_day))
+            arrays = schedule_arrays(schedule) if engine == "fast" else None
             compiled_at = st.regimen_changes
         t_out = default_output_days(
             regimen,
@@ -219,7 +220,7 @@ def run_protocol(
             t_out = t_out[t_out < next_day]
         if engine == "fast":
             span = integrate_span_fast(
-                model, schedule, y, t_day * 24.0, next_day * 24.0, t_out * 24.0
+                model, schedule, y, t_day * 24.0, next_day * 24.0, t_out * 24.0, arrays=arrays
             )
         else:
             span = integrate_span(
