@@ -92,6 +92,7 @@ _DERIVED: tuple[tuple[str, str], ...] = (
     ("k_z_decay", f"{_LN2} / (situational_half_life_days * 24)"),
     ("k_e_build", f"-ln(1 - expectancy_gain_per_administration) / {EXPECTANCY_CUE_H!r}"),
     ("k_e_decay", f"{_LN2} / (expectancy_half_life_days * 24)"),
+    ("k_a_decay", f"{_LN2} / acute_half_life_h"),
     ("core_madrs", "baseline_madrs - situational_madrs"),
     ("habitual_sleep_deficit_h", f"max(0, {HEALTHY_SLEEP_H} - habitual_sleep_h_per_night)"),
 )
@@ -125,11 +126,15 @@ _SIGNALS: tuple[tuple[str, str], ...] = (
     ),
     (
         "relief_drive",
-        "relief_weight_potentiation * potentiation + relief_weight_structural * structural"
+        "relief_weight_acute * acute + relief_weight_potentiation * potentiation + relief_weight_structural * structural"
         " + relief_weight_stabilised * stabilised + relief_weight_consolidated * consolidated"
         " + expectancy",
     ),
-    ("relief", "(1 - madrs_refractory_fraction) * relief_drive / (relief_half_max + relief_drive)"),
+    (
+        "relief",
+        "(1 - madrs_refractory_fraction) * relief_drive^relief_hill"
+        " / (relief_half_max^relief_hill + relief_drive^relief_hill)",
+    ),
     ("madrs", "min(60, max(0, core_madrs * (1 - relief) + situational))"),
     (
         "cadss",
@@ -206,6 +211,7 @@ _NONLINEAR_RATES: dict[str, str] = {
     "consolidated": "-k_c_decay * consolidated",
     "situational": "-k_z_decay * situational",
     "expectancy": "k_e_build * expectancy_cue * (1 - expectancy) - k_e_decay * expectancy",
+    "acute": "acute_formation_per_h * nmda_occupancy * (1 - acute) - k_a_decay * acute",
 }
 
 _INPUTS = (

@@ -1,7 +1,7 @@
 """Calibration: population-level parameters fitted to the published calibration targets.
 
-The free parameters are a handful of typical values (and one inter-individual CV) of the synaptic
-and symptom model, those the targets inform and no experiment fixes. Each candidate is scored by
+The free parameters are typical values (and three inter-individual CVs) of the synaptic and
+symptom model, those the targets inform and no experiment fixes. Each candidate is scored by
 simulating every calibration design on one fixed pool of virtual patients, observed with fixed
 noise (common random numbers: only the parameters change between candidates), reducing each
 target to its pool-level statistic, and comparing it with the published value under a Gaussian
@@ -40,7 +40,7 @@ from ketadur.model.parameters import REGISTRY
 from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 
-CALIBRATION_VERSION = "2026.11-2"
+CALIBRATION_VERSION = "2026.11-3"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
 SECONDS_PER_EVALUATION = 6.0
@@ -115,7 +115,18 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
         "size of the antidepressant effect (24 h response, MADRS change)",
         lower=0.35,
     ),
-    _typical("potentiation_formation_per_h", "speed of onset (MADRS drop 2 h after an infusion)"),
+    _typical("potentiation_formation_per_h", "speed of onset over the first day (24 h response)"),
+    _typical(
+        "relief_weight_acute",
+        "the first hours' response (MADRS drop 2 h after an infusion)",
+        lower=0.1,
+    ),
+    _typical("acute_half_life_h", "how the first hours' response gives way to the first day's"),
+    _typical(
+        "relief_hill",
+        "depth of response among responders (remission against response, Han 2016, Salloum "
+        "2020)",
+    ),
     _typical("potentiation_half_life_h", "fading of a single dose over days (72 h, day 7)"),
     _typical("structural_half_life_days", "durability after a series (time to relapse)"),
     _typical(

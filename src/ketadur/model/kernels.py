@@ -30,6 +30,7 @@ NONLINEAR_STATES = (
     "consolidated",
     "situational",
     "expectancy",
+    "acute",
 )
 """Cascade and synapse states, in the order of the state vector after the PK block."""
 
@@ -80,6 +81,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
     d_consolidated = jit(syn.d_consolidated)
     d_situational = jit(syn.d_situational)
     d_expectancy = jit(syn.d_expectancy)
+    d_acute = jit(syn.d_acute)
     relief = jit(syn.relief)
     madrs = jit(syn.madrs)
     cadss = jit(syn.cadss)
@@ -107,6 +109,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         dy[9] = d_consolidated(cons, sc)
         dy[10] = d_situational(situ, sc)
         dy[11] = d_expectancy(y[11], u[6], sc)
+        dy[12] = d_acute(y[12], occ, sc)
         return mtor, rate
 
     def observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out):
@@ -114,7 +117,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         glu, bdnf, erk = y[0], y[1], y[2]
         pot, struc, stab, homeo, cons, situ = y[4], y[5], y[6], y[7], y[9], y[10]
         trkb = trkb_activation(bdnf, cc)
-        rel = relief(pot, struc, stab, cons, y[11], sc)
+        rel = relief(y[12], pot, struc, stab, cons, y[11], sc)
         out[0] = occ
         out[1] = ampa_throughput(glu, pot, cc)
         out[2] = trkb

@@ -447,6 +447,31 @@ _PARAMETERS: tuple[Parameter, ...] = (
     ),
     # ---------------------------------------------------------------- synaptic states
     _p(
+        "acute_formation_per_h",
+        2.0,
+        "1/h",
+        (0.5, 10.0),
+        "synapse",
+        "Rate at which NMDA blockade at rest builds the acute response (rapid BDNF translation, "
+        "before any new synapse forms), per unit occupancy.",
+        "assumed",
+        "assumed: the behavioural response to NMDA blockade at rest appears within 30 min in "
+        "mice, through eEF2 dephosphorylation and rapid BDNF translation (Autry AE et al. "
+        "Nature 2011;475:91-95)",
+    ),
+    _p(
+        "acute_half_life_h",
+        4.0,
+        "h",
+        (0.5, 48.0),
+        "synapse",
+        "Half-life of the acute response once NMDA blockade ends.",
+        "assumed",
+        _TO_CALIBRATE + "; new spines are needed to sustain the response, not to start it "
+        "(Moda-Sava RN et al. Science 2019;364:eaat8078), so the first hours rest on a "
+        "shorter-lived process",
+    ),
+    _p(
         "potentiation_formation_per_h",
         0.6,
         "1/h",
@@ -760,6 +785,30 @@ _PARAMETERS: tuple[Parameter, ...] = (
         "Relief signal at which half the maximal MADRS relief is reached.",
         "assumed",
         _TO_CALIBRATE,
+    ),
+    _p(
+        "relief_hill",
+        1.0,
+        "1",
+        (1.0, 3.0),
+        "symptoms",
+        "Steepness of the MADRS relief as a function of the relief signal (Hill coefficient; 1 "
+        "is hyperbolic). Above 1, a patient whose signal is well past half-maximal is near "
+        "their ceiling, so responders tend to remit, and relief falls steeply once the signal "
+        "drops below half-maximal.",
+        "assumed",
+        _TO_CALIBRATE,
+    ),
+    _p(
+        "relief_weight_acute",
+        1.0,
+        "1",
+        (0.0, 5.0),
+        "symptoms",
+        "Weight of the acute (hours) response to NMDA blockade in the relief signal.",
+        "assumed",
+        _TO_CALIBRATE + "; target: MADRS drop 2 h after an infusion (Murrough JW et al. Biol "
+        "Psychiatry 2013;74:250-256)",
     ),
     _p(
         "relief_weight_potentiation",

@@ -14,6 +14,8 @@ States (dimensionless unless stated):
 - ``consolidated``: gains made in psychotherapy, built at each session in proportion to the
   plasticity present then (the post-infusion window), decaying over months;
 - ``situational``: situational depressive load in MADRS points, resolving by itself;
+- ``acute``: the acute response to NMDA blockade (hours): rapid BDNF translation while the
+  receptor is blocked at rest, before any synapse forms; it carries the first hours' relief;
 - ``expectancy``: the placebo response, built during the hour of each administration perceived
   as treatment (an inert placebo counts for less: its blind is weak) and fading over days; it
   relieves symptoms through the same saturating relief signal as the synaptic states.
@@ -64,6 +66,10 @@ class SynapseConstants(NamedTuple):
     k_e_build: float
     k_e_decay: float
     inert_placebo_weight: float
+    k_a_form: float
+    k_a_decay: float
+    w_a: float
+    relief_hill: float
     core_madrs: float
     max_relief: float
     relief_half: float
@@ -125,6 +131,10 @@ class SynapseConstants(NamedTuple):
             k_e_build=-np.log1p(-p["expectancy_gain_per_administration"]) / EXPECTANCY_CUE_H,
             k_e_decay=LN2 / (p["expectancy_half_life_days"] * 24.0),
             inert_placebo_weight=p["inert_placebo_expectancy_weight"],
+            k_a_form=p["acute_formation_per_h"],
+            k_a_decay=LN2 / p["acute_half_life_h"],
+            w_a=p["relief_weight_acute"],
+            relief_hill=p["relief_hill"],
             core_madrs=baseline_madrs - situational_madrs,
             max_relief=1.0 - p["madrs_refractory_fraction"],
             relief_half=p["relief_half_max"],
@@ -166,6 +176,7 @@ def structural_decay_rate(
 
 
 def relief(
+    acute: float,
     potentiation: float,
     structural: float,
     stabilised: float,
@@ -173,16 +184,19 @@ def relief(
     expectancy: float,
     k: SynapseConstants,
 ) -> float:
-    """Fraction of the core MADRS removed by synaptic, consolidated and expectancy states
-    (saturating, so a placebo response adds less on top of a large drug response)."""
+    """Fraction of the core MADRS removed by the acute, synaptic, consolidated and expectancy
+    states (saturating, so a placebo response adds less on top of a large drug response; with a
+    Hill coefficient above 1, switch-like)."""
     r = (
-        k.w_p * potentiation
+        k.w_a * acute
+        + k.w_p * potentiation
         + k.w_s * structural
         + k.w_m * stabilised
         + k.w_c * consolidated
         + expectancy
     )
-    return k.max_relief * r / (k.relief_half + r)
+    rn = r**k.relief_hill
+    return k.max_relief * rn / (k.relief_half**k.relief_hill + rn)
 
 
 def madrs(relief_fraction: float, situational: float, k: SynapseConstants) -> float:
@@ -208,6 +222,12 @@ def plasma_bdnf(bdnf: float, k: SynapseConstants) -> float:
 
 
 # ------------------------------------------------------------------------------ state derivatives
+
+
+def d_acute(acute: float, occupancy: float, k: SynapseConstants) -> float:
+    """The acute response builds while NMDA receptors are blocked (saturating at 1) and fades
+    within hours of the block ending."""
+    return k.k_a_form * occupancy * (1.0 - acute) - k.k_a_decay * acute
 
 
 def d_potentiation(potentiation: float, mtorc1: float, k: SynapseConstants) -> float:

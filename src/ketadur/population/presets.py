@@ -179,8 +179,11 @@ def _base(**over: object) -> Preset:
         "situational_half_life_days": LogNormal(
             median=30.0, cv=0.5, lower=5.0, upper=365.0, source="assumed"
         ),
-        "life_events_per_year": 0.5,
-        "life_event_mean_points": 4.0,
+        # Stressful life events are the model's cause of relapse on continued treatment; set
+        # (not fitted) so that SUSTAIN-1's esketamine arm relapses at about its published rate
+        # (26.7 %) with the placebo arm's withdrawal relapse fitted alongside (docs/calibration.md).
+        "life_events_per_year": 1.0,
+        "life_event_mean_points": 8.0,
         "weight_exponent_k10": -0.25,
         "iiv": _IIV,
     }
@@ -251,7 +254,17 @@ PRESETS: dict[str, Preset] = {
 """The population presets, by name; ``trd-adults`` is the default."""
 
 DEFAULT_PRESET = "trd-adults"
-SOURCES = {"met_allele_frequency": _MET, "weight_exponent_k10": _ALLOMETRY}
+_LIFE_EVENTS = (
+    "assumed: set with SUSTAIN-1's esketamine-arm relapse in view (Daly EJ et al. JAMA "
+    "Psychiatry 2019;76:893-903); severe events precede most depressive onsets (Kendler KS et "
+    "al. Am J Psychiatry 1999;156:837-841)"
+)
+SOURCES = {
+    "met_allele_frequency": _MET,
+    "weight_exponent_k10": _ALLOMETRY,
+    "life_events_per_year": _LIFE_EVENTS,
+    "life_event_mean_points": _LIFE_EVENTS,
+}
 """Sources of the scalar preset fields that carry no source of their own."""
 
 
