@@ -126,7 +126,8 @@ _SIGNALS: tuple[tuple[str, str], ...] = (
     ),
     (
         "relief_drive",
-        "relief_weight_acute * acute + relief_weight_potentiation * potentiation + relief_weight_structural * structural"
+        "relief_weight_acute * acute + relief_weight_potentiation * potentiation"
+        " + relief_weight_structural * structural"
         " + relief_weight_stabilised * stabilised + relief_weight_consolidated * consolidated"
         " + expectancy",
     ),

@@ -124,8 +124,7 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     _typical("acute_half_life_h", "how the first hours' response gives way to the first day's"),
     _typical(
         "relief_hill",
-        "depth of response among responders (remission against response, Han 2016, Salloum "
-        "2020)",
+        "depth of response among responders (remission against response, Han 2016, Salloum 2020)",
     ),
     _typical("potentiation_half_life_h", "fading of a single dose over days (72 h, day 7)"),
     _typical("structural_half_life_days", "durability after a series (time to relapse)"),
