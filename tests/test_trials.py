@@ -147,6 +147,27 @@ def test_adaptive_rules_decide_on_the_ratings_the_study_records():
     assert compared > 100 and noisy > compared // 2 and missed > 0 and boosters > 0
 
 
+def test_blood_samples_become_visits_bdnf_with_assay_noise_ketamine_as_modelled():
+    """Protocol 3's plasma BDNF samples and a PK study's plasma ketamine samples are recorded
+    (a regression: BDNF samples were once dropped for a misspelt measure name); BDNF carries the
+    assay's noise, ketamine none."""
+    pop = validate_population(generate_population("trd-adults", 6, seed=2))
+    bdnf_run = run_trial(load_protocol("protocol3_bdnf_sampling"), pop, seed=3)
+    bdnf = bdnf_run.observations.measure("plasma_bdnf")
+    truth = run_trial(
+        load_protocol("protocol3_bdnf_sampling"), pop, seed=3, observation=NOISELESS
+    ).observations.measure("plasma_bdnf")
+    assert sorted(set(np.round(bdnf["t_days"] * 1440))) == [0.0, 240.0]
+    merged = bdnf.merge(truth, on=["subject_id", "t_days"], suffixes=("", "_true"))
+    assert len(merged) >= 10
+    ratio = merged["value"] / merged["value_true"]
+    assert 0.02 < ratio.std() < 0.3  # bdnf_assay_cv 0.10
+    pk = run_trial(load_protocol("pk_routes"), pop, seed=3, observation=NOISELESS)
+    conc = pk.observations.measure("plasma_ketamine")
+    assert set(conc["arm"]) == {"oral_0p5mg_per_kg", "iv_10mg"}
+    assert (conc.groupby("arm")["value"].max() > 10.0).all()
+
+
 def test_missing_visits_between_two_high_scores_still_count_as_consecutive_visits():
     # Day 14 was missed: the visits at days 7 and 21 are consecutive but 14 days apart.
     obs = _obs([("s", 0, 10), ("s", 7, 24), ("s", 21, 25)])

@@ -31,6 +31,9 @@ from ketadur.trials import survival as sv
 from ketadur.trials.observe import TYPICAL_OBSERVATION, ObservationModel, Observations, observe
 from ketadur.trials.run import endpoint_definitions, responders, simulate_truth
 
+OUTPUT_KINDS = ("output_mean", "output_change", "output_peak")
+"""Quantities read from model outputs without observation noise."""
+
 VISIT_MATCH_DAYS = 0.01
 """A visit counts as the one at a target's day when within this many days (15 min)."""
 
@@ -148,7 +151,7 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
         column = v["madrs"] - v["baseline"] if change else v["madrs"]
         value = column.groupby([v["arm"], v["subject_id"]]).first()
         return _join(base, value)
-    if q.kind in ("output_mean", "output_change"):
+    if q.kind in OUTPUT_KINDS:
         return _join(base, _output_values(design, q))
     # time to event, from each selected subject's own start day
     d = _definition(defs, q.endpoint)
@@ -175,8 +178,10 @@ def _join(base: pd.DataFrame, value: pd.Series) -> pd.DataFrame:
 
 def _output_values(design: Design, q: Quantity) -> pd.Series:
     """Model output (no observation noise) at ``q.minutes`` after day 0, per subject; for
-    ``output_change`` minus its value at day 0. Only those minutes are simulated."""
-    days = [0.0, round(q.minutes / 1440.0, 9)]  # the engine keeps output days to 1e-9
+    ``output_change`` minus its value at day 0, for ``output_peak`` its highest value on a
+    one-minute grid up to ``q.minutes``. Only those minutes are simulated."""
+    minutes = np.arange(0.0, q.minutes + 1.0) if q.kind == "output_peak" else [0.0, q.minutes]
+    days = [round(m / 1440.0, 9) for m in minutes]  # the engine keeps output days to 1e-9
     parts = []
     for arm in q.arms:
         table = pd.concat(
@@ -186,15 +191,19 @@ def _output_values(design: Design, q: Quantity) -> pd.Series:
             )
         )  # fmt: skip
         wide = table.pivot(index="subject_id", columns="t_days", values=q.output)
-        at = wide.iloc[:, -1]
-        value = at - wide.iloc[:, 0] if q.kind == "output_change" else at
+        if q.kind == "output_peak":
+            value = wide.max(axis=1)
+        elif q.kind == "output_change":
+            value = wide.iloc[:, -1] - wide.iloc[:, 0]
+        else:
+            value = wide.iloc[:, -1]
         parts.append(pd.DataFrame({"arm": arm, "subject_id": wide.index, "value": value.values}))
     return pd.concat(parts).set_index(["arm", "subject_id"])["value"]
 
 
 def _replicate_value(q: Quantity, rows: pd.DataFrame) -> float:
     """The target's result on one replicated trial (``rows``: its subjects, selected only)."""
-    if q.kind in ("rate", "madrs_mean", "madrs_change", "output_mean", "output_change"):
+    if q.kind in ("rate", "madrs_mean", "madrs_change", *OUTPUT_KINDS):
         return float(rows["value"].mean()) if len(rows) else np.nan
     if q.kind == "madrs_change_difference":
         a = rows.loc[rows["arm"].isin(q.arms), "value"]

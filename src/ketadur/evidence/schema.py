@@ -91,7 +91,9 @@ class Quantity(_Strict):
     - ``cohens_d``: standardised difference in MADRS at ``day`` between ``reference_arm`` and
       ``arms[0]`` (positive favours ``arms[0]``);
     - ``output_mean`` / ``output_change``: mean of model output ``output`` at ``minutes`` after
-      the first dose (change: minus its value at time 0), without observation noise.
+      the first dose (change: minus its value at time 0), without observation noise;
+    - ``output_peak``: mean of each subject's highest ``output`` in the first ``minutes`` after
+      the first dose, sampled every minute (a Cmax), without observation noise.
 
     ``arms`` are pooled (e.g. a pooled analysis of three doses); ``from_day`` may be ``"phase"``
     (each subject's entry into ``among.phase``).
@@ -109,6 +111,7 @@ class Quantity(_Strict):
         "cohens_d",
         "output_mean",
         "output_change",
+        "output_peak",
     ]
     arms: tuple[str, ...] = Field(min_length=1)
     endpoint: str | None = None
@@ -135,6 +138,7 @@ class Quantity(_Strict):
             "cohens_d": ("day", "reference_arm"),
             "output_mean": ("output", "minutes"),
             "output_change": ("output", "minutes"),
+            "output_peak": ("output", "minutes"),
         }[self.kind]
         for name in needs:
             if getattr(self, name) is None:

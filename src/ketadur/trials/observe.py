@@ -3,7 +3,7 @@
 An :class:`Observations` holds two tidy tables:
 
 - ``visits``: one row per measurement taken — ``subject_id``, ``arm``, ``t_days``, ``measure``
-  (``madrs``, ``plasma_bdnf_ng_per_ml``, ...), ``value``;
+  (the protocol's measure: ``madrs``, ``plasma_bdnf``, ``plasma_ketamine``), ``value``;
 - ``events``: what was given — ``subject_id``, ``arm``, ``t_days``, ``kind`` (``dose``,
   ``session``, ``dropout``, ``phase``), ``drug``, ``route``, ``amount_mg``. A ``phase`` event marks
   the subject's entry into a study phase (e.g. randomisation into maintenance) and names the phase
@@ -12,7 +12,8 @@ An :class:`Observations` holds two tidy tables:
 Endpoints and statistics (:mod:`ketadur.trials.endpoints`, :mod:`ketadur.trials.survival`) read only
 these tables, so a virtual trial and a real study are analysed by the same code.
 :func:`observe` turns model values at the visits into what a study would record: MADRS with rater
-noise, rounded to whole points; plasma BDNF with assay noise; missed visits; dropout.
+noise, rounded to whole points; plasma BDNF with assay noise; plasma ketamine as modelled;
+missed visits; dropout.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def observe(
         n = len(rows)
         value = rows["value"].to_numpy(dtype=float).copy()
         is_madrs = (rows["measure"] == "madrs").to_numpy()
-        is_bdnf = (rows["measure"] == "plasma_bdnf_ng_per_ml").to_numpy()
+        is_bdnf = (rows["measure"] == "plasma_bdnf").to_numpy()
         n_madrs = int(is_madrs.sum())
         value[is_madrs] = _rated_madrs(
             value[is_madrs], _normal(_uniform(seed, k, _MADRS_NOISE, n_madrs)), model

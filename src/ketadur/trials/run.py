@@ -26,7 +26,7 @@ from ketadur.errors import KetadurInputError
 from ketadur.model.patient import TYPICAL_PATIENT
 from ketadur.population.table import validate_population
 from ketadur.protocols.schedule import compile_protocol
-from ketadur.protocols.schema import EndpointDefinition, Protocol
+from ketadur.protocols.schema import MEASURE_OUTPUT, EndpointDefinition, Protocol
 from ketadur.trials import endpoints as ep
 from ketadur.trials import survival as sv
 from ketadur.trials.observe import (
@@ -55,7 +55,7 @@ DEFAULT_ENDPOINTS: dict[str, EndpointDefinition] = {
 trials; relapse as loss of response on two consecutive visits, e.g. Murrough JW et al. Biol
 Psychiatry 2013;74:250-256)."""
 
-MEASURES = {"madrs": "madrs", "bdnf": "plasma_bdnf_ng_per_ml"}
+MEASURES = {m: MEASURE_OUTPUT[m] for m in ("madrs", "plasma_bdnf", "plasma_ketamine")}
 """Protocol assessment measures that become visit rows, and the model output each reads."""
 
 
