@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from ketadur.cli import app
-from ketadur.evidence.predict import _replicate_value, predict
+from ketadur.evidence.predict import _replicate_value, per_subject, predict, simulate_design
 from ketadur.evidence.schema import (
     Quantity,
     Reproduced,
@@ -137,6 +137,41 @@ def test_madrs_change_difference_by_hand():
     )  # fmt: skip
     assert _replicate_value(q, rows) == -4.0  # -15 - (-11)
     assert np.isnan(_replicate_value(q, rows[rows["arm"] == "esk"]))
+
+
+def test_observed_smd_change_by_hand():
+    q = Quantity(kind="observed_smd_change", arms=("k",), output="plasma_bdnf_ng_per_ml",
+                 minutes=240)  # fmt: skip
+    rows = pd.DataFrame({"before": [8.0, 10.0, 12.0], "after": [9.0, 12.0, 15.0]})
+    rows["value"] = rows["after"] - rows["before"]
+    # means 10 and 12; variances 4 and 9, pooled SD sqrt(6.5)
+    assert _replicate_value(q, rows) == pytest.approx(2.0 / np.sqrt(6.5))
+    assert np.isnan(_replicate_value(q, rows.iloc[:1]))
+
+
+def test_peak_and_non_responder_selection_on_their_designs():
+    """A Cmax is the highest concentration, not the last; non-responders at 24 h are the rated
+    patients who did not respond, disjoint from the responders and together all rated ones."""
+    targets = {t.published.id: t for t in load_targets()}
+    oral = targets["zanos2018_oral_Cmax"].how
+    design = simulate_design("pk_routes", "trd-adults", list(oral.quantity.arms), patients=8,
+                             seed=1)  # fmt: skip
+    peak = per_subject(design, oral)
+    late = oral.model_copy(update={"quantity": oral.quantity.model_copy(
+        update={"kind": "output_mean"})})  # fmt: skip
+    assert (peak["value"] > per_subject(design, late)["value"] * 1.2).all()  # 4 h later
+    responders_ = targets["medeiros2022_BDNF_SMD_responders"].how
+    others = targets["medeiros2022_BDNF_SMD_nonresponders"].how
+    design = simulate_design("protocol3_bdnf_sampling", "trd-adults", ["ketamine"], patients=30,
+                             seed=1)  # fmt: skip
+    a = per_subject(design, responders_)
+    b = per_subject(design, others)
+    assert 0 < a["selected"].sum() < 30 and 0 < b["selected"].sum() < 30
+    assert not (a["selected"] & b["selected"]).any()
+    rated = design.observed.measure("madrs")
+    rated = rated[(rated["t_days"] - 1.0).abs() < 0.01]["subject_id"]
+    both = a["selected"] | b["selected"]  # less those missing a BDNF sample (5 % of visits)
+    assert set(a.loc[both, "subject_id"]) <= set(rated) and both.sum() >= rated.nunique() - 4
 
 
 def test_validate_one_design_is_reproducible_and_complete():

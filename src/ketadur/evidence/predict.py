@@ -29,7 +29,7 @@ from ketadur.protocols.schema import EndpointDefinition, Protocol
 from ketadur.trials import endpoints as ep
 from ketadur.trials import survival as sv
 from ketadur.trials.observe import TYPICAL_OBSERVATION, ObservationModel, Observations, observe
-from ketadur.trials.run import endpoint_definitions, responders, simulate_truth
+from ketadur.trials.run import MEASURES, endpoint_definitions, responders, simulate_truth
 
 OUTPUT_KINDS = ("output_mean", "output_change", "output_peak")
 """Quantities read from model outputs without observation noise."""
@@ -115,6 +115,12 @@ def _selected(design: Design, q: Quantity, defs: dict) -> pd.DataFrame:
         window = a.window_days or (a.day, a.day)
         window = (window[0] - VISIT_MATCH_DAYS, window[1] + VISIT_MATCH_DAYS)
         sel = responders(obs, _definition(defs, a.endpoint), window)[["arm", "subject_id"]]
+        if not a.met:
+            rated = ep.madrs_visits(obs)
+            rated = rated[(rated["t_days"] >= window[0]) & (rated["t_days"] <= window[1])]
+            rated = rated[["arm", "subject_id"]].drop_duplicates()
+            sel = rated.merge(sel, how="left", indicator=True)
+            sel = sel.loc[sel.pop("_merge") == "left_only"]
     else:
         sel = obs.visits[["arm", "subject_id"]].drop_duplicates()
     sel = sel.copy()
@@ -153,6 +159,8 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
         return _join(base, value)
     if q.kind in OUTPUT_KINDS:
         return _join(base, _output_values(design, q))
+    if q.kind == "observed_smd_change":
+        return _join_before_after(base, _visit_values(design, q))
     # time to event, from each selected subject's own start day
     d = _definition(defs, q.endpoint)
     parts = []
@@ -167,6 +175,23 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
     out = base.merge(tte[["arm", "subject_id", "event", "t_days"]], on=["arm", "subject_id"],
                      how="left")  # fmt: skip
     out["selected"] &= out["t_days"].notna()
+    return out
+
+
+def _visit_values(design: Design, q: Quantity) -> pd.DataFrame:
+    """Observed value of the measure reading ``q.output`` at each subject's first visit
+    (``before``) and at the visit ``q.minutes`` after day 0 (``after``)."""
+    measure = next(m for m, o in MEASURES.items() if o == q.output)
+    v = design.observed.measure(measure)
+    first = v.sort_values("t_days").groupby(["arm", "subject_id"])["value"].first()
+    after = _at_day(v, q.minutes / 1440.0).groupby(["arm", "subject_id"])["value"].first()
+    return pd.DataFrame({"before": first, "after": after}).dropna()
+
+
+def _join_before_after(base: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    out = base.merge(values.reset_index(), on=["arm", "subject_id"], how="left")
+    out["value"] = out["after"] - out["before"]
+    out["selected"] &= out["value"].notna()
     return out
 
 
@@ -205,6 +230,11 @@ def _replicate_value(q: Quantity, rows: pd.DataFrame) -> float:
     """The target's result on one replicated trial (``rows``: its subjects, selected only)."""
     if q.kind in ("rate", "madrs_mean", "madrs_change", *OUTPUT_KINDS):
         return float(rows["value"].mean()) if len(rows) else np.nan
+    if q.kind == "observed_smd_change":
+        if len(rows) < 2:
+            return np.nan
+        pooled = np.sqrt((rows["before"].var() + rows["after"].var()) / 2.0)
+        return float(rows["value"].mean() / pooled) if pooled > 0 else np.nan
     if q.kind == "madrs_change_difference":
         a = rows.loc[rows["arm"].isin(q.arms), "value"]
         b = rows.loc[rows["arm"] == q.reference_arm, "value"]

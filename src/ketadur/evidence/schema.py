@@ -56,12 +56,13 @@ class PublishedEntry(BaseModel):
 
 class Among(_Strict):
     """Which patients a quantity is computed on: everyone (default), the responders or remitters
-    (``endpoint``) at ``day`` or in a window of days, or the entrants of protocol phase
-    ``phase``."""
+    (``endpoint``) at ``day`` or in a window of days (``met: false``: those rated in the window
+    who did not meet it, e.g. the non-responders), or the entrants of protocol phase ``phase``."""
 
     endpoint: str | None = None
     day: float | None = Field(None, ge=0)
     window_days: tuple[float, float] | None = None
+    met: bool = True
     phase: str | None = None
 
     @model_validator(mode="after")
@@ -93,7 +94,10 @@ class Quantity(_Strict):
     - ``output_mean`` / ``output_change``: mean of model output ``output`` at ``minutes`` after
       the first dose (change: minus its value at time 0), without observation noise;
     - ``output_peak``: mean of each subject's highest ``output`` in the first ``minutes`` after
-      the first dose, sampled every minute (a Cmax), without observation noise.
+      the first dose, sampled every minute (a Cmax), without observation noise;
+    - ``observed_smd_change``: standardised mean change of the measure that reads ``output``
+      (e.g. plasma BDNF), as observed at the visits, from the first visit to the one ``minutes``
+      after the first dose: difference of the means over the pooled SD of the two visits.
 
     ``arms`` are pooled (e.g. a pooled analysis of three doses); ``from_day`` may be ``"phase"``
     (each subject's entry into ``among.phase``).
@@ -112,6 +116,7 @@ class Quantity(_Strict):
         "output_mean",
         "output_change",
         "output_peak",
+        "observed_smd_change",
     ]
     arms: tuple[str, ...] = Field(min_length=1)
     endpoint: str | None = None
@@ -139,6 +144,7 @@ class Quantity(_Strict):
             "output_mean": ("output", "minutes"),
             "output_change": ("output", "minutes"),
             "output_peak": ("output", "minutes"),
+            "observed_smd_change": ("output", "minutes"),
         }[self.kind]
         for name in needs:
             if getattr(self, name) is None:
