@@ -212,7 +212,9 @@ _NONLINEAR_RATES: dict[str, str] = {
     "consolidated": "-k_c_decay * consolidated",
     "situational": "-k_z_decay * situational",
     "expectancy": "k_e_build * expectancy_cue * (1 - expectancy) - k_e_decay * expectancy",
-    "acute": "acute_formation_per_h * nmda_occupancy * (1 - acute) - k_a_decay * acute",
+    "acute": (
+        "acute_formation_per_h * trkb_present * nmda_occupancy * (1 - acute) - k_a_decay * acute"
+    ),
 }
 
 _INPUTS = (

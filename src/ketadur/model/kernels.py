@@ -109,7 +109,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         dy[9] = d_consolidated(cons, sc)
         dy[10] = d_situational(situ, sc)
         dy[11] = d_expectancy(y[11], u[6], sc)
-        dy[12] = d_acute(y[12], occ, sc)
+        dy[12] = d_acute(y[12], occ, cc.trkb_present, sc)
         return mtor, rate
 
     def observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out):

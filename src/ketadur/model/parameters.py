@@ -452,12 +452,12 @@ _PARAMETERS: tuple[Parameter, ...] = (
         "1/h",
         (0.5, 10.0),
         "synapse",
-        "Rate at which NMDA blockade at rest builds the acute response (rapid BDNF translation, "
-        "before any new synapse forms), per unit occupancy.",
+        "Rate at which NMDA blockade at rest builds the acute response (rapid BDNF translation "
+        "acting through TrkB, before any new synapse forms), per unit occupancy.",
         "assumed",
         "assumed: the behavioural response to NMDA blockade at rest appears within 30 min in "
-        "mice, through eEF2 dephosphorylation and rapid BDNF translation (Autry AE et al. "
-        "Nature 2011;475:91-95)",
+        "mice, through eEF2 dephosphorylation and rapid BDNF translation, and is absent in "
+        "BDNF-deficient mice (Autry AE et al. Nature 2011;475:91-95)",
     ),
     _p(
         "acute_half_life_h",

@@ -15,7 +15,8 @@ States (dimensionless unless stated):
   plasticity present then (the post-infusion window), decaying over months;
 - ``situational``: situational depressive load in MADRS points, resolving by itself;
 - ``acute``: the acute response to NMDA blockade (hours): rapid BDNF translation while the
-  receptor is blocked at rest, before any synapse forms; it carries the first hours' relief;
+  receptor is blocked at rest, acting through TrkB before any synapse forms; it carries the first
+  hours' relief;
 - ``expectancy``: the placebo response, built during the hour of each administration perceived
   as treatment (an inert placebo counts for less: its blind is weak) and fading over days; it
   relieves symptoms through the same saturating relief signal as the synaptic states.
@@ -224,10 +225,11 @@ def plasma_bdnf(bdnf: float, k: SynapseConstants) -> float:
 # ------------------------------------------------------------------------------ state derivatives
 
 
-def d_acute(acute: float, occupancy: float, k: SynapseConstants) -> float:
+def d_acute(acute: float, occupancy: float, trkb_present: float, k: SynapseConstants) -> float:
     """The acute response builds while NMDA receptors are blocked (saturating at 1) and fades
-    within hours of the block ending."""
-    return k.k_a_form * occupancy * (1.0 - acute) - k.k_a_decay * acute
+    within hours of the block ending. The rapidly translated BDNF acts through TrkB, so TrkB
+    deletion abolishes it (``trkb_present`` 0)."""
+    return k.k_a_form * trkb_present * occupancy * (1.0 - acute) - k.k_a_decay * acute
 
 
 def d_potentiation(potentiation: float, mtorc1: float, k: SynapseConstants) -> float:
