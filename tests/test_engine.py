@@ -163,3 +163,22 @@ def test_invalid_inputs_name_the_field():
 def test_pk_layout_is_consistent():
     assert len(set(pk.PK_STATES)) == pk.N_PK
     assert pk.pk_index("central", "r") == pk.PK_STATES.index("central_r")
+
+
+def test_numba_cache_is_dropped_when_the_model_changes(tmp_path):
+    """The fast engine's cached machine code inlines the model's equations: it must go when a
+    model source changes, and stay while none does."""
+    from ketadur.engine.numba_cache import drop_stale_cache
+
+    source = tmp_path / "kernels.py"
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    source.write_text("rate = 1.0\n")
+    (cache / "fast.rhs-1.py311.nbi").write_text("old")
+    assert drop_stale_cache([source], [cache])  # no fingerprint yet: dropped
+    (cache / "fast.rhs-1.py311.nbc").write_text("compiled")
+    assert not drop_stale_cache([source], [cache])
+    assert (cache / "fast.rhs-1.py311.nbc").exists()
+    source.write_text("rate = 2.0\n")
+    assert drop_stale_cache([source], [cache])
+    assert not list(cache.glob("*.nb?"))

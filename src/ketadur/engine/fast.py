@@ -4,7 +4,7 @@ Technique (chosen by measurement, see ``docs/benchmarks.md``):
 
 - the linear PK block is propagated exactly in modal form (:mod:`ketadur.model.pk_modes`), so the
   very fast effect-site equilibration (ke0 ~ 300/h) costs nothing and needs no small steps;
-- the eleven cascade and synapse states are integrated by the Dormand-Prince 5(4) Runge-Kutta
+- the cascade and synapse states are integrated by the Dormand-Prince 5(4) Runge-Kutta
   pair (Dormand & Prince, J Comput Appl Math 1980;6:19) with a PI step-size controller, one
   adaptive step per patient. The model is only mildly stiff once the PK is exact: the fastest
   rate left, the glutamate surge's decay (~2.8/h), is factored out exactly (Lawson form: glutamate
@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import exp
+from pathlib import Path
 
 import numba as nb
 import numpy as np
 from numba.np.unsafe.ndarray import to_fixed_tuple
 from numpy.typing import NDArray
 
+from ketadur.engine.numba_cache import drop_stale_cache
 from ketadur.engine.reference import Span
 from ketadur.errors import KetadurInputError
 from ketadur.model import pk
@@ -39,6 +41,11 @@ from ketadur.model.pk import PKConstants
 from ketadur.model.synapse_mood import SynapseConstants
 from ketadur.model.system import INPUT_NAMES, OUTPUTS, STATE_NAMES, CompiledModel, Schedule
 
+_MODEL_DIR = Path(pk.__file__).parent
+drop_stale_cache(
+    [*_MODEL_DIR.glob("*.py"), Path(__file__)],
+    [Path(__file__).parent / "__pycache__", _MODEL_DIR / "__pycache__"],
+)
 _K = make_kernels(nb.njit(cache=True))
 _RHS, _OBSERVE, _SESSION = _K.rhs, _K.observe, _K.session_jump
 
@@ -61,8 +68,9 @@ OUTPUT_NAMES: tuple[str, ...] = tuple(OUTPUTS)
 """Outputs the fast engine can report (the same as the reference engine's), in column order."""
 _STATE_OUT = {name: i for i, name in enumerate(STATE_NAMES[2 * N_LOCAL :])}
 
-# Output codes: 0-11 nonlinear states, 14 plasma ketamine, 15 plasma norketamine, 20+ signals.
+# Output codes: 0-13 nonlinear states, 14 plasma ketamine, 15 plasma norketamine, 20+ signals.
 _PLASMA_CODE = 14
+assert N_NL <= _PLASMA_CODE
 _SIGNAL_CODES = {
     "nmda_occupancy": 20,
     "ampa": 21,
