@@ -72,9 +72,13 @@ def test_single_infusion_time_course(request, params, single_result):
     improvement = _improvement(single_result)
     # Falls within 4 h: at least a quarter of baseline gone by 4 h.
     assert single_result.at(4 / 24) < 0.75 * BASELINE
-    # Lowest around day 1: the nadir lies between 12 h and 36 h.
+    # Deepest around day 1: the nadir lies between 4 h and 36 h, and at 24 h at least 85 % of the
+    # deepest improvement is still there. (The acute response makes the first hours as deep as
+    # day 1, as trials rated then found: MADRS -18.9 at 2 h, Murrough 2013; 11.5 of 40.4 at 4 h
+    # after a bolus, PMID 21565879; so the nadir may fall before 12 h.)
     nadir_day = t[np.argmax(improvement)]
-    assert 0.5 <= nadir_day <= 1.5
+    assert 1 / 6 <= nadir_day <= 1.5
+    assert BASELINE - single_result.at(1.0) >= 0.85 * improvement.max()
     # Most of the improvement is lost by day 14 (less than half of the peak remains).
     assert BASELINE - single_result.at(14.0) < 0.5 * improvement.max()
 
