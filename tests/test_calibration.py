@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from ketadur.cli import app
 from ketadur.errors import KetadurInputError
 from ketadur.evidence.calibrate import (
+    FIXED_POOL_FACTOR,
     FREE_PARAMETERS,
     Objective,
     calibrate,
@@ -37,8 +38,14 @@ TRUTH = {"relief_half_max": 1.1, "potentiation_half_life_h": 40.0}
 def _recovery_objective(pool: int = 60) -> Objective:
     free = tuple(f for f in FREE_PARAMETERS if f.key in TRUTH)
     # a weak prior (SD: the whole log range), so that the test checks the likelihood's pull
+    # one pool size for every design: the test's pool is the one it was set with
     objective = Objective(
-        calibration_targets(RECOVERY_TARGETS), free=free, pool=pool, seed=3, prior_sd=1.0
+        calibration_targets(RECOVERY_TARGETS),
+        free=free,
+        pool=pool,
+        seed=3,
+        prior_sd=1.0,
+        fixed_pool_factor=1,
     )
     return objective.synthetic(TRUTH)
 
@@ -70,6 +77,16 @@ def test_synthetic_targets_are_met_exactly_at_the_truth():
     assert objective.chi2(u) == pytest.approx(0.0, abs=1e-18)
     away = np.clip(u + 0.2, 0.0, 1.0)
     assert objective.chi2(away) > 1.0
+
+
+def test_fixed_schedule_designs_get_the_larger_pool():
+    """Cheap fixed-schedule designs are simulated on FIXED_POOL_FACTOR times the pool, adaptive
+    ones (SUSTAIN-1's individualised dosing) on the pool itself."""
+    objective = Objective(calibration_targets(), pool=10, seed=0)
+    designs = objective.designs()
+    assert objective.patients("protocol1_single_infusion", designs[
+        ("protocol1_single_infusion", "trd-adults")]) == 10 * FIXED_POOL_FACTOR  # fmt: skip
+    assert objective.patients("sustain1", designs[("sustain1", "trd-adults")]) == 10
 
 
 def test_calibration_is_reproducible_and_independent_of_workers():

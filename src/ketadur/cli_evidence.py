@@ -210,7 +210,10 @@ def register_calibrate(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Calibration file to write (.json).")] = Path(
             "calibration.json"
         ),
-        pool: Annotated[int, typer.Option(help="Virtual patients per design.")] = 100,
+        pool: Annotated[
+            int,
+            typer.Option(help="Virtual patients per adaptive design; fixed-schedule designs: 4x."),
+        ] = 100,
         workers: Annotated[
             int, typer.Option(help="Worker processes (results do not depend on it).")
         ] = 2,
