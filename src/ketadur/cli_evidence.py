@@ -212,7 +212,9 @@ def register_calibrate(app: typer.Typer) -> None:
         ),
         pool: Annotated[
             int,
-            typer.Option(help="Virtual patients per adaptive design; fixed-schedule designs: 4x."),
+            typer.Option(
+                help="Virtual patients per adaptive design (fixed-schedule designs: a multiple)."
+            ),
         ] = 100,
         workers: Annotated[
             int, typer.Option(help="Worker processes (results do not depend on it).")
