@@ -32,6 +32,8 @@ _LABELS = {
     "ampa": "AMPA\nthroughput",
     "bdnf": "BDNF\nrelease",
     "trkb": "TrkB",
+    "trkb_present": "TrkB\nreceptor",
+    "acute": "acute response\n(rapid BDNF)",
     "erk": "ERK",
     "dusp6": "DUSP6",
     "mtorc1": "mTORC1",
@@ -105,6 +107,7 @@ def _reference_values(model) -> dict[str, float]:
     ref["relief_fraction"] = ref["relief"]
     ref.update({name: 0.0 for name in INPUT_NAMES})
     ref["therapy_session"] = 1.0
+    ref["trkb_present"] = model.cc.trkb_present
     return ref
 
 
