@@ -133,8 +133,8 @@ _SIGNALS: tuple[tuple[str, str], ...] = (
     ),
     (
         "relief",
-        "(1 - madrs_refractory_fraction) * relief_drive^relief_hill"
-        " / (relief_half_max^relief_hill + relief_drive^relief_hill)",
+        "(1 - madrs_refractory_fraction) * max(0, relief_drive)^relief_hill"
+        " / (relief_half_max^relief_hill + max(0, relief_drive)^relief_hill)",
     ),
     ("madrs", "min(60, max(0, core_madrs * (1 - relief) + situational))"),
     (

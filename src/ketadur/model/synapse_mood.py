@@ -196,7 +196,7 @@ def relief(
         + k.w_c * consolidated
         + expectancy
     )
-    rn = r**k.relief_hill
+    rn = max(r, 0.0) ** k.relief_hill  # states may dip below 0 by round-off
     return k.max_relief * rn / (k.relief_half**k.relief_hill + rn)
 
 
