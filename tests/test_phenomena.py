@@ -91,8 +91,15 @@ def test_six_infusions_deeper_and_longer_than_one(params, single_result, six_res
     assert lost_six - LAST_INDUCTION_DAY > 1.5 * lost_single
 
 
-def test_dusp6_inhibitor_window_extends_benefit_threefold(params, single_result):
+def test_dusp6_inhibitor_window_extends_benefit_threefold(request, params, single_result):
     """Ma 2025: transient DUSP6 inhibition around one dose extends the effect to ~2 months."""
+    _known_disagreement_when_calibrated(
+        request,
+        "calibration 2026.11-3 fitted a short structural half-life (2.2 days), so ERK's "
+        "protection of structural synapses has less to act on: the inhibitor extends the typical "
+        "patient's response 2.4-fold (9.5 to 22.8 days), not three-fold; the DUSP6 relative "
+        "duration is not yet a calibration target",
+    )
     with_dusp6 = simulate(
         single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0)),
         Patient(params=params),
@@ -183,9 +190,9 @@ def test_higher_dose_stronger_but_shorter_lived(request, params):
     """Seed 003: higher doses produce stronger but potentially shorter-lived changes."""
     _known_disagreement_when_calibrated(
         request,
-        "with the calibrated slow potentiation formation (0.099/h), 1 mg/kg builds more lasting "
-        "change than 0.5 mg/kg (benefit half-time 21 vs 16.5 days) and is stronger, not "
-        "shorter-lived",
+        "at the calibrated values 1 mg/kg is barely stronger than 0.5 mg/kg (peak improvement "
+        "21.4 vs 20.9 points: relief saturates) and not shorter-lived (benefit half-time 17.3 vs "
+        "16.5 days)",
     )
     low = simulate(iv_infusions([0.0], dose_mg_per_kg=0.5), Patient(params=params), t_end_days=60.0)
     high = simulate(
