@@ -302,7 +302,11 @@ def test_same_seed_same_json_and_the_seeds_ordering(demo_trial):
     assert relapse["every_2_weeks_maintenance"] < relapse["monthly_maintenance"]
     assert relapse["monthly_maintenance"] <= relapse["six_infusions"]
     median = {a: e[a]["median_days_to_relapse"]["median"] for a in e}
-    assert median["kap_cbt"] > median["six_infusions"]  # KAP lengthens time to relapse
+    # KAP lengthens time to relapse: fewer relapses by week 26, and a median no shorter (medians
+    # fall on weekly visits, so 60 patients per arm can tie them)
+    late = {a: e[a]["relapse_rate"]["182"] for a in e}
+    assert late["kap_cbt"] < late["six_infusions"]
+    assert median["kap_cbt"] >= median["six_infusions"]
     assert median["single_infusion_dusp6"] > median["single_infusion"]  # DUSP6 adjunct
     assert (
         e["weekly_maintenance"]["infusions_per_patient"]
