@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from multiprocessing import get_context
 
 import cma
@@ -215,6 +216,11 @@ class Objective:
         fixed = not any(is_adaptive(proto.arm(a)) for a in arms)
         return self.pool * (self.fixed_pool_factor if fixed else 1)
 
+    @cached_property
+    def _design_pools(self) -> dict[tuple[str, str], tuple[list[str], int]]:
+        """Arms and pool size per design, worked out once (not at every evaluation)."""
+        return {key: (arms, self.patients(key[0], arms)) for key, arms in self.designs().items()}
+
     def designs(self) -> dict[tuple[str, str], list[str]]:
         """Arms to simulate per (protocol, preset)."""
         out: dict[tuple[str, str], list[str]] = {}
@@ -228,8 +234,7 @@ class Objective:
         """Each target's pool statistic and the number of pooled subjects it rests on."""
         params = from_values(values, "candidate")
         out: dict[str, tuple[float | None, int]] = {}
-        for (protocol, preset), arms in self.designs().items():
-            n = self.patients(protocol, arms)
+        for (protocol, preset), (arms, n) in self._design_pools.items():
             design = simulate_design(
                 protocol, preset, arms, patients=n, seed=self.seed, parameters=params
             )

@@ -181,8 +181,11 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
 def _visit_values(design: Design, q: Quantity) -> pd.DataFrame:
     """Observed value of the measure reading ``q.output`` at each subject's first visit
     (``before``) and at the visit ``q.minutes`` after day 0 (``after``)."""
-    measure = next(m for m, o in MEASURES.items() if o == q.output)
-    v = design.observed.measure(measure)
+    measures = [m for m, o in MEASURES.items() if o == q.output]
+    if not measures:
+        reason = f"no visit measure reads it ({MEASURES})"
+        raise KetadurInputError("quantity.output", reason, q.output)
+    v = design.observed.measure(measures[0])
     first = v.sort_values("t_days").groupby(["arm", "subject_id"])["value"].first()
     after = _at_day(v, q.minutes / 1440.0).groupby(["arm", "subject_id"])["value"].first()
     return pd.DataFrame({"before": first, "after": after}).dropna()
