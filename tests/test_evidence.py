@@ -212,3 +212,43 @@ def test_cli_validate_json_and_errors(tmp_path):
 )
 def test_cli_validate_bad_input_exits_2(args, message, refused):
     refused("validate", *args, message=message)
+
+
+def test_duration_ratio_by_hand():
+    q = Quantity(kind="duration_ratio", arms=("dusp6",), reference_arm="alone",
+                 endpoint="response", day=1, until_day=112)  # fmt: skip
+    rows = pd.DataFrame(
+        {"arm": ["dusp6"] * 3 + ["alone"] * 4, "value": [20.0, 30.0, 111.0, 5.0, 8.0, 12.0, 111.0],
+         "selected": True}
+    )  # fmt: skip
+    assert _replicate_value(q, rows) == pytest.approx(30.0 / 10.0)  # medians 30 and 10
+    assert np.isnan(_replicate_value(q, rows[rows["arm"] == "dusp6"]))
+    with pytest.raises(ValidationError, match="day < until_day"):
+        Quantity(kind="duration_ratio", arms=("a",), reference_arm="b", endpoint="response",
+                 day=10, until_day=5)  # fmt: skip
+
+
+def test_duration_ratio_reads_each_patients_daily_trajectory():
+    """Each responder's duration is the first whole day after day 1 with less than 50 %
+    improvement on the model's MADRS, less 1; non-responders at day 1 are not counted."""
+    from ketadur.engine.population import simulate_population
+
+    how = next(t for t in TARGETS if t.id == "ma2025_duration_with_DUSP6_inhibition").how
+    q = how.quantity
+    design = simulate_design("dusp6_adjunct", "trd-adults", [*q.arms, q.reference_arm],
+                             patients=6, seed=2)  # fmt: skip
+    rows = per_subject(design, how).set_index(["arm", "subject_id"])
+    for arm in (*q.arms, q.reference_arm):
+        table = pd.concat(simulate_population(design.protocol, design.population, arm=arm,
+                                              days=q.until_day, outputs=("madrs",)))  # fmt: skip
+        for sid, traj in table.groupby("subject_id"):
+            madrs = traj.set_index("t_days")["madrs"]
+            kept = madrs <= 0.5 * madrs[0.0]
+            row = rows.loc[(arm, sid)]
+            if not kept[1.0]:
+                assert not row["selected"] and np.isnan(row["value"])
+                continue
+            lost = [t for t in madrs.index if t > 1.0 and not kept[t]]
+            expected = (lost[0] if lost else q.until_day) - 1.0
+            assert row["selected"] and row["value"] == expected
+    assert rows["selected"].any()

@@ -76,7 +76,7 @@ INITIAL_DESIGN_FRACTION = 0.1
 PROPOSAL_FLOOR_SD = 0.04
 """Smallest SD of an importance-sampling proposal, in units of a parameter's log range."""
 
-LOG_KINDS = ("hazard_ratio", "median_time", "odds_ratio")
+LOG_KINDS = ("hazard_ratio", "median_time", "odds_ratio", "duration_ratio")
 """Quantities compared on the log scale (their intervals are multiplicative)."""
 
 

@@ -161,6 +161,8 @@ def per_subject(design: Design, how: Reproduced) -> pd.DataFrame:
         return _join(base, _output_values(design, q))
     if q.kind == "observed_smd_change":
         return _join_before_after(base, _visit_values(design, q))
+    if q.kind == "duration_ratio":
+        return _join(base, _endpoint_durations(design, q, _definition(defs, q.endpoint)))
     # time to event, from each selected subject's own start day
     d = _definition(defs, q.endpoint)
     parts = []
@@ -204,6 +206,18 @@ def _join(base: pd.DataFrame, value: pd.Series) -> pd.DataFrame:
     return out
 
 
+def _noiseless(design: Design, arm: str, output: str, days: list[float]) -> pd.DataFrame:
+    """Model ``output`` (no observation noise) of every pooled subject of ``arm`` at ``days``
+    only: one row per subject, one column per day."""
+    table = pd.concat(
+        simulate_population(
+            design.protocol, design.population, arm=arm, days=days[-1],
+            outputs=(output,), output_days=days,
+        )
+    )  # fmt: skip
+    return table.pivot(index="subject_id", columns="t_days", values=output)
+
+
 def _output_values(design: Design, q: Quantity) -> pd.Series:
     """Model output (no observation noise) at ``q.minutes`` after day 0, per subject; for
     ``output_change`` minus its value at day 0, for ``output_peak`` its highest value on a
@@ -212,13 +226,7 @@ def _output_values(design: Design, q: Quantity) -> pd.Series:
     days = [round(m / 1440.0, 9) for m in minutes]  # the engine keeps output days to 1e-9
     parts = []
     for arm in q.arms:
-        table = pd.concat(
-            simulate_population(
-                design.protocol, design.population, arm=arm, days=days[-1],
-                outputs=(q.output,), output_days=days,
-            )
-        )  # fmt: skip
-        wide = table.pivot(index="subject_id", columns="t_days", values=q.output)
+        wide = _noiseless(design, arm, q.output, days)
         if q.kind == "output_peak":
             value = wide.max(axis=1)
         elif q.kind == "output_change":
@@ -226,6 +234,27 @@ def _output_values(design: Design, q: Quantity) -> pd.Series:
         else:
             value = wide.iloc[:, -1]
         parts.append(pd.DataFrame({"arm": arm, "subject_id": wide.index, "value": value.values}))
+    return pd.concat(parts).set_index(["arm", "subject_id"])["value"]
+
+
+def _endpoint_durations(design: Design, q: Quantity, d: EndpointDefinition) -> pd.Series:
+    """Per subject of the quantity's arms: days from ``q.day`` until the model's MADRS (no
+    observation noise, read at ``q.day`` and every whole day after it) first fails ``d``'s
+    thresholds, censored at ``q.until_day``; NaN for a subject who does not meet them at
+    ``q.day``. (Thresholds only: runs of assessments need visits, which this reading has none
+    of.)"""
+    days = [0.0, q.day, *np.arange(np.floor(q.day) + 1.0, q.until_day + 0.5)]
+    parts = []
+    for arm in [*q.arms, q.reference_arm]:
+        wide = _noiseless(design, arm, "madrs", days)
+        v = wide.stack().rename("madrs").reset_index()
+        base = v["subject_id"].map(wide.iloc[:, 0])
+        v["improvement_percent"] = np.where(base > 0, 100.0 * (base - v["madrs"]) / base, 0.0)
+        ok = ep.qualifies(v, d).reshape(wide.shape)[:, 1:]  # from q.day on
+        t = np.asarray(wide.columns, dtype=float)[1:]
+        lost = np.where(~ok, t, np.inf).min(axis=1)
+        value = np.where(ok[:, 0], np.minimum(lost, q.until_day) - q.day, np.nan)
+        parts.append(pd.DataFrame({"arm": arm, "subject_id": wide.index, "value": value}))
     return pd.concat(parts).set_index(["arm", "subject_id"])["value"]
 
 
@@ -238,6 +267,11 @@ def _replicate_value(q: Quantity, rows: pd.DataFrame) -> float:
             return np.nan
         pooled = np.sqrt((rows["before"].var() + rows["after"].var()) / 2.0)
         return float(rows["value"].mean() / pooled) if pooled > 0 else np.nan
+    if q.kind == "duration_ratio":
+        a = rows.loc[rows["arm"].isin(q.arms), "value"]
+        b = rows.loc[rows["arm"] == q.reference_arm, "value"]
+        ok = len(a) and len(b) and b.median() > 0
+        return float(a.median() / b.median()) if ok else np.nan
     if q.kind == "madrs_change_difference":
         a = rows.loc[rows["arm"].isin(q.arms), "value"]
         b = rows.loc[rows["arm"] == q.reference_arm, "value"]

@@ -97,7 +97,13 @@ class Quantity(_Strict):
       the first dose, sampled every minute (a Cmax), without observation noise;
     - ``observed_smd_change``: standardised mean change of the measure that reads ``output``
       (e.g. plasma BDNF), as observed at the visits, from the first visit to the one ``minutes``
-      after the first dose: difference of the means over the pooled SD of the two visits.
+      after the first dose: difference of the means over the pooled SD of the two visits;
+    - ``duration_ratio``: how many times longer ``endpoint`` lasts in ``arms`` than in
+      ``reference_arm`` (a relative duration, as preclinical studies report one): among the
+      subjects whose model MADRS (no observation noise) meets the endpoint's thresholds at
+      ``day``, the days from ``day`` to the first whole day on which it no longer does (at most
+      ``until_day``): their median in ``arms`` over that in ``reference_arm`` (the median, so
+      that subjects who never lose it, censored, weigh no more than any long one).
 
     ``arms`` are pooled (e.g. a pooled analysis of three doses); ``from_day`` may be ``"phase"``
     (each subject's entry into ``among.phase``).
@@ -117,6 +123,7 @@ class Quantity(_Strict):
         "output_change",
         "output_peak",
         "observed_smd_change",
+        "duration_ratio",
     ]
     arms: tuple[str, ...] = Field(min_length=1)
     endpoint: str | None = None
@@ -127,6 +134,7 @@ class Quantity(_Strict):
     reference_arm: str | None = None
     output: str | None = None
     minutes: float | None = Field(None, ge=0)
+    until_day: float | None = Field(None, gt=0)
     unit_days: float = Field(1.0, gt=0)
 
     @model_validator(mode="after")
@@ -145,12 +153,15 @@ class Quantity(_Strict):
             "output_change": ("output", "minutes"),
             "output_peak": ("output", "minutes"),
             "observed_smd_change": ("output", "minutes"),
+            "duration_ratio": ("endpoint", "day", "reference_arm", "until_day"),
         }[self.kind]
         for name in needs:
             if getattr(self, name) is None:
                 raise ValueError(f"a {self.kind} quantity needs '{name}'")
         if self.kind == "rate" and (self.day is None) == (self.window_days is None):
             raise ValueError("a rate needs exactly one of day or window_days")
+        if self.kind == "duration_ratio" and not self.day < self.until_day:
+            raise ValueError("a duration_ratio needs day < until_day")
         if self.from_day == "phase" and self.among.phase is None:
             raise ValueError("from_day 'phase' needs among.phase")
         return self
