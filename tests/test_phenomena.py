@@ -97,8 +97,8 @@ def test_dusp6_inhibitor_window_extends_benefit_threefold(request, params, singl
         request,
         "calibration 2026.11-3 fitted a short structural half-life (2.2 days), so ERK's "
         "protection of structural synapses has less to act on: the inhibitor extends the typical "
-        "patient's response 2.4-fold (9.5 to 22.8 days), not three-fold; the DUSP6 relative "
-        "duration is not yet a calibration target",
+        "patient's response 2.4-fold (9.5 to 22.8 days), not three-fold; fitting the DUSP6 "
+        "relative duration (2026.11-4 attempt) made it worse and broke six against one",
     )
     with_dusp6 = simulate(
         single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0)),
