@@ -243,15 +243,16 @@ def _endpoint_durations(design: Design, q: Quantity, d: EndpointDefinition) -> p
     thresholds, censored at ``q.until_day``; NaN for a subject who does not meet them at
     ``q.day``. (Thresholds only: runs of assessments need visits, which this reading has none
     of.)"""
-    days = [0.0, q.day, *np.arange(np.floor(q.day) + 1.0, q.until_day + 0.5)]
+    days = list(np.unique([0.0, q.day, *np.arange(np.floor(q.day) + 1.0, q.until_day + 0.5)]))
+    first = days.index(q.day)
     parts = []
     for arm in [*q.arms, q.reference_arm]:
         wide = _noiseless(design, arm, "madrs", days)
         v = wide.stack().rename("madrs").reset_index()
         base = v["subject_id"].map(wide.iloc[:, 0])
         v["improvement_percent"] = np.where(base > 0, 100.0 * (base - v["madrs"]) / base, 0.0)
-        ok = ep.qualifies(v, d).reshape(wide.shape)[:, 1:]  # from q.day on
-        t = np.asarray(wide.columns, dtype=float)[1:]
+        ok = ep.qualifies(v, d).reshape(wide.shape)[:, first:]
+        t = np.asarray(wide.columns, dtype=float)[first:]
         lost = np.where(~ok, t, np.inf).min(axis=1)
         value = np.where(ok[:, 0], np.minimum(lost, q.until_day) - q.day, np.nan)
         parts.append(pd.DataFrame({"arm": arm, "subject_id": wide.index, "value": value}))
@@ -270,7 +271,7 @@ def _replicate_value(q: Quantity, rows: pd.DataFrame) -> float:
     if q.kind == "duration_ratio":
         a = rows.loc[rows["arm"].isin(q.arms), "value"]
         b = rows.loc[rows["arm"] == q.reference_arm, "value"]
-        ok = len(a) and len(b) and b.median() > 0
+        ok = len(a) > 0 and len(b) > 0 and b.median() > 0
         return float(a.median() / b.median()) if ok else np.nan
     if q.kind == "madrs_change_difference":
         a = rows.loc[rows["arm"].isin(q.arms), "value"]
