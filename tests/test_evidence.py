@@ -185,6 +185,34 @@ def test_validate_one_design_is_reproducible_and_complete():
         assert r["inside_90"] == (r["model_p05"] <= r["value"] <= r["model_p95"])
     cmax = next(r for r in rows if r["id"] == "zanos2018_Cmax_antidepressant_dose")
     assert 100 < cmax["model_median"] < 300  # ng/mL at the end of 0.5 mg/kg over 40 min
+    # the report's course: the pool's response rate at each visit, day 1 being the whole pool's
+    # statistic of the 24-h target (every subject rated, no replicate sampling)
+    target = next(t for t in TARGETS if t.id == "han2016_response_24h")
+    design = simulate_design("protocol1_single_infusion", "trd-adults", ["ketamine"],
+                             patients=40, seed=3)  # fmt: skip
+    pool_rate = _replicate_value(target.how.quantity, per_subject(design, target.how))
+    points = dict(a.courses["han2016_response_24h"]["points"])
+    assert points[1.0] == pytest.approx(pool_rate) and points[0.0] == 0.0
+
+
+def test_report_course_figures_place_published_values():
+    """Kaplan-Meier courses start event-free and never rise; a relapse fraction by a day sits at
+    100 minus it, a median time at 50 % on the day scale."""
+    from ketadur.reports.validation_report import _published_point, plot_courses
+
+    result = validate(seed=1, pool=40, replicates=10, only=["wilkinson2017"])
+    rows = {r["id"]: r for r in result.rows if r["status"] == "reproduced"}
+    course = result.courses["wilkinson2017_relapse_8wk"]
+    for curve in course["curves"].values():
+        survival = [f for _, f in curve]
+        assert survival[0] == 100.0 and np.all(np.diff(survival) <= 0)
+    x, y, _, yerr = _published_point(rows["wilkinson2017_relapse_8wk"], course)
+    assert (x, y) == (56.0, 75.0) and min(yerr) > 0
+    x, y, xerr, _ = _published_point(rows["wilkinson2017_median_ttr"],
+                                     result.courses["wilkinson2017_median_ttr"])  # fmt: skip
+    assert (x, y) == (84.0, 50.0) and min(xerr) > 0
+    assert plot_courses(list(rows.values()), result.courses) is not None
+    assert plot_courses(list(rows.values()), {}) is None
 
 
 def test_cli_validate_json_and_errors(tmp_path):

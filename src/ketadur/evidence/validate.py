@@ -12,19 +12,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ketadur import __version__
 from ketadur.errors import KetadurInputError
-from ketadur.evidence.predict import Prediction, per_subject, predict, simulate_design
+from ketadur.evidence.predict import (
+    Design,
+    Prediction,
+    _definition,
+    _definitions,
+    per_subject,
+    predict,
+    simulate_design,
+)
 from ketadur.evidence.schema import SeedRow, Target, load_targets, seed_rows
 from ketadur.population.typical import calibrated, draw_count
+from ketadur.trials import endpoints as ep
+from ketadur.trials import survival as sv
 from ketadur.trials.observe import TYPICAL_OBSERVATION, ObservationModel
 
 DEFAULT_POOL = 400
 """Virtual patients simulated per design; replicated trials draw from them."""
 DEFAULT_REPLICATES = 200
 """Replicated trials per target (the predictive interval's resolution)."""
+COURSE_MIN_RATED = 0.2
+"""A visit day enters a rate's course when at least this share of the pool was rated then."""
+TIME_TO_EVENT = ("relapse_fraction", "median_time", "hazard_ratio")
 
 
 @dataclass
@@ -39,6 +53,8 @@ class ValidationResult:
     replicates: int
     runtime_s: float = 0.0
     provenance: dict = field(default_factory=dict)
+    courses: dict[str, dict] = field(default_factory=dict)
+    """Per target id, the whole pool's course behind it (:func:`course`), for the report."""
 
     def summary(self) -> dict:
         """Counts: targets reproduced, inside the 90 % interval, and their fraction."""
@@ -146,6 +162,7 @@ def validate(
         if t.how is not None:
             designs.setdefault((t.how.protocol, t.how.population), []).append(t)
     predictions: dict[str, Prediction] = {}
+    courses: dict[str, dict] = {}
     for k, ((protocol, preset), group) in enumerate(designs.items()):
         arms: list[str] = []
         for t in group:
@@ -164,6 +181,7 @@ def validate(
                 ignore_index=True,
             )
             predictions[t.id] = predict(t, subjects, replicates=replicates, seed=seed)
+            courses[t.id] = course(per_draw[0], t, subjects[subjects["draw"] == 0])
         if progress is not None:
             progress(protocol, k + 1, len(designs))
     rows = [_row(t, predictions.get(t.id)) for t in targets]
@@ -175,6 +193,7 @@ def validate(
         pool=pool,
         replicates=replicates,
         runtime_s=time.perf_counter() - start,
+        courses={k: v for k, v in courses.items() if v},
         provenance={
             "observation": observation.model_dump(),
             "ketadur_version": __version__,
@@ -182,3 +201,38 @@ def validate(
             "parameter_draws": parameter_draws,
         },
     )
+
+
+def course(design: Design, target: Target, subjects: pd.DataFrame) -> dict:
+    """The whole pool's course behind one target, for the report's per-study figures: for a rate
+    at a visit, the rate (%) of its endpoint at every visit day of its arms (``kind: rate``); for
+    a time-to-event quantity, each arm's Kaplan-Meier event-free fraction (%) among the selected
+    subjects (``kind: event_free``). Empty for other quantities. ``subjects`` is the target's
+    per-subject table (:func:`~ketadur.evidence.predict.per_subject`) on ``design``."""
+    how = target.how
+    q = how.quantity
+    if q.kind == "rate" and q.day is not None and q.among.endpoint is None:
+        v = ep.visits_met(design.observed, _definition(_definitions(design, how), q.endpoint))
+        v = v[v["arm"].isin(q.arms)]
+        day = v["t_days"].round(3)
+        per_day = v.groupby(day)["met"].agg(["mean", "size"])
+        pool = v["subject_id"].nunique()
+        per_day = per_day[per_day["size"] >= COURSE_MIN_RATED * pool]
+        points = [[float(d), float(m) * 100.0] for d, m in per_day["mean"].items()]
+        return {"kind": "rate", "endpoint": q.endpoint, "arms": list(q.arms), "day": q.day,
+                "points": points}  # fmt: skip
+    if q.kind in TIME_TO_EVENT:
+        tte = subjects[subjects["selected"]].copy()
+        tte["event"] = tte["event"].astype(bool)
+        if q.kind == "hazard_ratio":
+            tte["arm"] = np.where(tte["arm"].isin(q.arms), "+".join(q.arms), tte["arm"])
+        else:
+            tte["arm"] = "+".join(q.arms)
+        curves = {}
+        for arm in tte["arm"].unique():
+            km = sv.km_table(tte, arm)
+            pairs = zip(km["t_days"], km["survival"], strict=True)
+            curves[str(arm)] = [[float(t), float(f) * 100.0] for t, f in pairs]
+        return {"kind": "event_free", "endpoint": q.endpoint, "quantity": q.kind, "day": q.day,
+                "unit_days": q.unit_days, "curves": curves}  # fmt: skip
+    return {}

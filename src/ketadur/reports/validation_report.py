@@ -1,9 +1,12 @@
 """The validation report: model against published results, one figure per study, self-contained.
 
-Each figure shows, per target of a study, the model's 90 % predictive interval (bar) and median
-(dot) over replicated trials of the published size, and the published value (diamond) with its
-95 % interval where the study gave one. The summary table lists every published entry, reproduced
-or not (with the reason); the seeds' Tables 1 and 2 are set beside the model's values.
+Where a study's targets are rates at visits or times to events, a first figure shows the whole
+virtual pool's course (the rate at every visit; Kaplan-Meier event-free curves) with the
+published values on it. The second shows, per target of a study, the model's 90 % predictive
+interval (bar) and median (dot) over replicated trials of the published size, and the published
+value (diamond) with its 95 % interval where the study gave one. The summary table lists every
+published entry, reproduced or not (with the reason); the seeds' Tables 1 and 2 are set beside
+the model's values.
 """
 
 from __future__ import annotations
@@ -49,6 +52,77 @@ def plot_study(rows: list[dict]) -> Figure:
         ax.margins(x=0.08)
     axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.subplots_adjust(left=0.4, right=0.8, top=0.95, bottom=0.08, hspace=1.0)
+    return fig
+
+
+def _published_point(r: dict, c: dict) -> tuple[float, float, tuple, tuple] | None:
+    """Where a published value sits on its course (x, y) and its error bars (x, y). A relapse
+    fraction by the end of follow-up sits at the course's last time."""
+    low, high = r["published_ci95"]
+    v = r["value"]
+    lo = v if low is None else low
+    hi = v if high is None else high
+    if c["kind"] == "rate":
+        return c["day"], v, (0.0, 0.0), (v - lo, hi - v)
+    if c["quantity"] == "relapse_fraction":
+        day = c["day"]
+        if day is None:
+            day = max((t for curve in c["curves"].values() for t, _ in curve), default=0.0)
+        return day, 100.0 - v, (0.0, 0.0), (hi - v, v - lo)
+    if c["quantity"] == "median_time":
+        u = c["unit_days"]
+        return v * u, 50.0, ((v - lo) * u, (hi - v) * u), (0.0, 0.0)
+    return None
+
+
+def plot_courses(rows: list[dict], courses: dict[str, dict]) -> Figure | None:
+    """The virtual pool's course behind a study's targets, one panel per rate (endpoint and arms,
+    by visit day) and one per time-to-event endpoint (every arm's Kaplan-Meier event-free curve),
+    with each published value (diamond, 95 % interval) where it sits; None when no target of the
+    study has a course."""
+    panels: dict[tuple, tuple[dict, list[dict]]] = {}
+    for r in rows:
+        c = courses.get(r["id"])
+        if not c:
+            continue
+        key = (c["kind"], c["endpoint"], *(c.get("arms") or ()))
+        if key not in panels:
+            panels[key] = ({**c, "curves": dict(c.get("curves", {}))}, [])
+        merged, members = panels[key]
+        merged["curves"].update(c.get("curves", {}))
+        members.append(r)
+    if not panels:
+        return None
+    fig = Figure(figsize=(10.0, 2.6 * len(panels) + 0.4))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (c, members) in zip(axes, panels.values(), strict=True):
+        if c["kind"] == "rate":
+            x, y = zip(*c["points"], strict=True) if c["points"] else ((), ())
+            ax.plot(x, y, "-o", color="#08519c", ms=3,
+                    label=f"model pool: {c['endpoint']} ({', '.join(c['arms'])})")  # fmt: skip
+            ax.set_ylabel(f"{c['endpoint']} (%)", fontsize=8)
+        else:
+            for arm, curve in c["curves"].items():
+                t, f = zip(*curve, strict=True) if curve else ((), ())
+                ax.step(t, f, where="post", label=f"model pool, Kaplan-Meier: {arm}")
+            ax.set_ylabel(f"free of {c['endpoint']} (%)", fontsize=8)
+            ax.set_ylim(0, 102)
+        first = True
+        for r in members:
+            at = _published_point(r, courses[r["id"]])
+            if at is None:
+                continue
+            x, y, xerr, yerr = at
+            ax.errorbar([x], [y], xerr=[[xerr[0]], [xerr[1]]], yerr=[[yerr[0]], [yerr[1]]],
+                        fmt="D", color="#a50f15", ms=5, capsize=3,
+                        label="published (95 % CI)" if first else None)  # fmt: skip
+            first = False
+        xlabel = "days" if c["kind"] == "rate" else "days from the start of follow-up"
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
     return fig
 
 
@@ -106,11 +180,15 @@ def validation_html(result) -> str:
     for r in result.rows:
         if r["status"] == "reproduced":
             studies.setdefault(r["study"], []).append(r)
-    figs = "".join(
-        f"<h3>{html.escape(study)}</h3><img alt='{html.escape(study)}' "
-        f"src='data:image/png;base64,{_png(plot_study(rows))}'>"
-        for study, rows in studies.items()
-    )
+    figs = ""
+    for study, rows in studies.items():
+        figs += f"<h3>{html.escape(study)}</h3>"
+        course = plot_courses(rows, result.courses)
+        if course is not None:
+            figs += (f"<img alt='{html.escape(study)}: course' "
+                     f"src='data:image/png;base64,{_png(course)}'><br>")  # fmt: skip
+        figs += (f"<img alt='{html.escape(study)}' "
+                 f"src='data:image/png;base64,{_png(plot_study(rows))}'>")  # fmt: skip
     s = result.summary()
     share = None if s["fraction_inside"] is None else 100 * s["fraction_inside"]
     meta = {
