@@ -21,7 +21,7 @@ from ketadur.evidence.calibrate import (
 )
 from ketadur.evidence.schema import load_targets
 from ketadur.evidence.validate import validate
-from ketadur.model.parameters import REGISTRY
+from ketadur.model.parameters import REGISTRY, ParameterSet
 from ketadur.population.generate import generate_population, generate_replicates
 from ketadur.population.typical import PopulationParameters, calibrated, shipped_calibration
 
@@ -214,6 +214,28 @@ def test_calibrate_cli_writes_a_document(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["settings"]["evaluations"] == 16
     assert doc["settings"]["targets"] == ["han2016_response_24h"]
+    assert doc["settings"]["phenomena"] == []
+
+
+def test_phenomena_are_hinges_on_the_typical_patient():
+    """A phenomenon costs nothing once its ratio is reached, one SE when 10 % short; the registry
+    values reach all three (as tests/test_phenomena.py checks), and with ``--phenomena`` each
+    enters the fit as one more residual computed on the candidate's typical patient."""
+    from ketadur.evidence.phenomena import PHENOMENA
+
+    fade = PHENOMENA[0]
+    assert fade.z(fade.required) == 0.0 and fade.z(3.0 * fade.required) == 0.0
+    assert fade.z(fade.required / 1.1) == pytest.approx(1.0)
+    registry = ParameterSet.registry()
+    assert all(p.z(p.measure(registry)) == 0.0 for p in PHENOMENA)
+    objective = Objective(calibration_targets(["yale2024_SBP_peak_change"]), pool=10,
+                          phenomena=PHENOMENA)  # fmt: skip
+    fits = objective.fits({})  # registry values
+    assert [f.id for f in fits[1:]] == [f"phenomenon:{p.id}" for p in PHENOMENA]
+    assert all(f.z == 0.0 and f.model >= f.published for f in fits[1:])
+    # a potentiation that never fades keeps the single dose's benefit: the fade is missed
+    stuck = objective.fits({"potentiation_half_life_h": 72.0, "structural_half_life_days": 21.0})
+    assert stuck[1].z > 1.0
 
 
 @pytest.mark.parametrize(

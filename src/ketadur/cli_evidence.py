@@ -137,6 +137,7 @@ def run_calibrate(
     pool: int,
     workers: int,
     targets: list[str] | None,
+    phenomena: bool = False,
 ):
     """Check the inputs, calibrate with a progress bar, write the calibration file."""
     import os
@@ -154,7 +155,11 @@ def run_calibrate(
     check_suffix(out, (".json",), "--out")
     check_writable_folder(out, "--out")
     evaluations = evaluations_for(budget_minutes)
-    objective = Objective(calibration_targets(targets), pool=pool, seed=seed)
+    from ketadur.evidence.phenomena import PHENOMENA
+
+    objective = Objective(
+        calibration_targets(targets), pool=pool, seed=seed, phenomena=PHENOMENA if phenomena else ()
+    )
     workers = min(workers, os.cpu_count() or 1)
     with progress_bar(remaining=False) as bar:
         task = bar.add_task("calibrating", total=evaluations)
@@ -222,8 +227,16 @@ def register_calibrate(app: typer.Typer) -> None:
         targets: Annotated[
             list[str] | None, typer.Option(help="Only these calibration target ids (repeatable).")
         ] = None,
+        phenomena: Annotated[
+            bool,
+            typer.Option(
+                help="Also weigh the seed phenomena on the typical patient (a one-dose fade, six "
+                "against one, the DUSP6 extension) as soft targets."
+            ),
+        ] = False,
     ) -> None:
         """Fit the population-level parameters to the published calibration targets."""
         run_calibrate(
-            budget_minutes=budget, seed=seed, out=out, pool=pool, workers=workers, targets=targets
-        )
+            budget_minutes=budget, seed=seed, out=out, pool=pool, workers=workers,
+            targets=targets, phenomena=phenomena,
+        )  # fmt: skip

@@ -36,9 +36,10 @@ from scipy.stats import multivariate_normal, qmc
 from ketadur import __version__
 from ketadur.engine.population import is_adaptive
 from ketadur.errors import KetadurInputError
+from ketadur.evidence.phenomena import Phenomenon
 from ketadur.evidence.predict import _replicate_value, per_subject, simulate_design
 from ketadur.evidence.schema import Target, load_targets
-from ketadur.model.parameters import REGISTRY
+from ketadur.model.parameters import REGISTRY, ParameterSet
 from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 from ketadur.protocols.io import load_protocol
@@ -201,7 +202,9 @@ class Objective:
     """Scores candidates on ``targets`` with a fixed pool of ``pool`` patients and ``seed``.
 
     ``targets`` may be replaced (e.g. synthetic values for a recovery test); the score is the
-    log-likelihood of the published values given the candidate (see the module docstring)."""
+    log-likelihood of the published values given the candidate (see the module docstring).
+    ``phenomena`` (:mod:`ketadur.evidence.phenomena`) add a hinge residual each, computed on the
+    candidate's typical patient."""
 
     targets: tuple[Target, ...]
     free: tuple[FreeParameter, ...] = FREE_PARAMETERS
@@ -209,6 +212,7 @@ class Objective:
     seed: int = 0
     prior_sd: float = PRIOR_SD
     fixed_pool_factor: int = FIXED_POOL_FACTOR
+    phenomena: tuple[Phenomenon, ...] = ()
 
     def patients(self, protocol: str, arms: list[str]) -> int:
         """Pool size of one design: ``pool``, times ``fixed_pool_factor`` when no arm adapts."""
@@ -267,6 +271,13 @@ class Objective:
             else:
                 z = (model - how.value) / se
             fits.append(TargetFit(t.id, model, how.value, float(z)))
+        if self.phenomena:
+            typical = ParameterSet(from_values(values, "candidate").typical)
+            for p in self.phenomena:
+                value = p.measure(typical)  # NaN: no response to measure it on
+                z = p.z(value) if value > 0 else MISSING_Z
+                shown = float(value) if math.isfinite(value) else None
+                fits.append(TargetFit(f"phenomenon:{p.id}", shown, p.required, z))
         return fits
 
     def log_prior(self, u: np.ndarray) -> float:
@@ -485,7 +496,7 @@ def calibrate(
         post0 = [log_post(u, c) for u, c in zip(seen_u, chi2s, strict=True)]
         best = int(np.argmax(post0))
         chi2_min = chi2s[best]
-        n_targets = len(objective.targets)
+        n_targets = len(objective.targets) + len(objective.phenomena)
         temper = max(1.0, chi2_min / max(1, n_targets - d))
         seen_post = [log_post(u, c, temper) for u, c in zip(seen_u, chi2s, strict=True)]
         # ---- AMIS: Gaussian proposals, each from the weighted samples so far
@@ -538,6 +549,7 @@ def calibrate(
             "pool_seed": objective.seed,
             "prior_sd": objective.prior_sd,
             "targets": [t.id for t in objective.targets],
+            "phenomena": [p.id for p in objective.phenomena],
         },
         diagnostics={
             "chi2_at_mode_untempered": chi2_min,

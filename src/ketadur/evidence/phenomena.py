@@ -1,0 +1,112 @@
+"""Seed phenomena as soft calibration targets.
+
+The seeds state qualitative facts about the typical patient that no single published number
+carries: one infusion's benefit is mostly gone within two weeks, a series lasts longer than one
+dose, and a DUSP6 inhibitor around one dose extends it several-fold (Ma 2025). The phenomenon
+tests (``tests/test_phenomena.py``) check them after a calibration; a calibration can also weigh
+them, so that it does not trade them away for a better fit to the trials (the 2026.11-4 attempt
+did: ``docs/calibration.md``).
+
+Each is a ratio the typical patient must reach. Its residual is a hinge on the log scale: zero
+when the ratio is reached, ``ln(required / value) / LOG_SCALE`` when it falls short, so a
+phenomenon missed by a tenth costs as much as a published target one standard error away.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ketadur.engine.reference import simulate
+from ketadur.model.parameters import ParameterSet
+from ketadur.model.patient import Patient
+from ketadur.regimen import (
+    INDUCTION_DAYS_THRICE_WEEKLY,
+    AdjunctWindow,
+    Regimen,
+    single_infusion,
+    six_infusions,
+)
+from ketadur.summaries import day_of_loss_of_response
+
+LOG_SCALE = math.log(1.1)
+"""Shortfall (log scale) that counts as one standard error: a ratio 10 % below its requirement
+(near a hard constraint: the phenomena must hold after calibration)."""
+
+HORIZON_DAYS = 90.0
+"""Days simulated for each phenomenon."""
+
+
+def _loss_day(params: ParameterSet, regimen: Regimen, after_day: float = 0.0) -> float:
+    """Day the typical patient stops responding after ``after_day`` (NaN: never responded)."""
+    patient = Patient(params=params)
+    result = simulate(regimen, patient, t_end_days=HORIZON_DAYS)
+    baseline = patient.baseline_madrs
+    return day_of_loss_of_response(result, baseline_madrs=baseline, after_day=after_day)
+
+
+def single_dose_fade(params: ParameterSet) -> float:
+    """Peak improvement over the improvement left at day 14 after one infusion (2: half gone)."""
+    patient = Patient(params=params)
+    result = simulate(single_infusion(), patient, t_end_days=HORIZON_DAYS)
+    improvement = patient.baseline_madrs - result.table["madrs"].to_numpy()
+    left = patient.baseline_madrs - result.at(14.0)
+    return float(improvement.max() / left) if left > 0 else math.inf
+
+
+def six_against_one(params: ParameterSet) -> float:
+    """Days of response after the last of six infusions over days after a single one."""
+    last = INDUCTION_DAYS_THRICE_WEEKLY[-1]
+    single = _loss_day(params, single_infusion())
+    six = _loss_day(params, six_infusions(), after_day=last) - last
+    return six / single if single > 0 else math.inf
+
+
+def dusp6_extension(params: ParameterSet) -> float:
+    """Days of response after one infusion with a DUSP6 inhibitor for 14 days, over without."""
+    alone = _loss_day(params, single_infusion())
+    with_inhibitor = _loss_day(
+        params, single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0))
+    )
+    return with_inhibitor / alone if alone > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class Phenomenon:
+    """A seed phenomenon: ``measure`` of the typical patient must reach ``required``."""
+
+    id: str
+    claim: str
+    required: float
+    measure: Callable[[ParameterSet], float]
+
+    def z(self, value: float) -> float:
+        """Standardised shortfall of a positive ``value``: 0 when it reaches ``required``."""
+        return max(0.0, math.log(self.required / value) / LOG_SCALE)
+
+
+PHENOMENA: tuple[Phenomenon, ...] = (
+    Phenomenon(
+        "single_dose_fade",
+        "one infusion's benefit is mostly lost within 1-2 weeks (seeds 000 and 003): less than "
+        "half the peak improvement left at day 14",
+        2.0,
+        single_dose_fade,
+    ),
+    Phenomenon(
+        "six_against_one",
+        "a series lasts longer than one dose: response after the last of six infusions lasts "
+        "1.5 times as long as after one (seeds 000 and 001)",
+        1.5,
+        six_against_one,
+    ),
+    Phenomenon(
+        "dusp6_extension",
+        "a DUSP6 inhibitor around one dose extends its effect several-fold (Ma 2025; seed 002): "
+        "three times as long",
+        3.0,
+        dusp6_extension,
+    ),
+)
+"""The phenomena a calibration can weigh (``ketadur calibrate --phenomena``)."""
