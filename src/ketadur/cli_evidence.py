@@ -148,6 +148,7 @@ def run_calibrate(
         calibration_targets,
         evaluations_for,
     )
+    from ketadur.evidence.phenomena import PHENOMENA
 
     check_seed(seed)
     check_count(pool, "--pool")
@@ -155,8 +156,6 @@ def run_calibrate(
     check_suffix(out, (".json",), "--out")
     check_writable_folder(out, "--out")
     evaluations = evaluations_for(budget_minutes)
-    from ketadur.evidence.phenomena import PHENOMENA
-
     objective = Objective(
         calibration_targets(targets), pool=pool, seed=seed, phenomena=PHENOMENA if phenomena else ()
     )

@@ -99,6 +99,11 @@ def _definition(defs: dict[str, EndpointDefinition], name: str) -> EndpointDefin
     return defs[name]
 
 
+def endpoint_definition(design: Design, how: Reproduced, name: str) -> EndpointDefinition:
+    """The definition of endpoint ``name`` a target uses: the study's own over the protocol's."""
+    return _definition(_definitions(design, how), name)
+
+
 def _at_day(v: pd.DataFrame, day: float) -> pd.DataFrame:
     return v[np.abs(v["t_days"] - day) <= VISIT_MATCH_DAYS]
 

@@ -20,8 +20,7 @@ from ketadur.errors import KetadurInputError
 from ketadur.evidence.predict import (
     Design,
     Prediction,
-    _definition,
-    _definitions,
+    endpoint_definition,
     per_subject,
     predict,
     simulate_design,
@@ -39,6 +38,7 @@ DEFAULT_REPLICATES = 200
 COURSE_MIN_RATED = 0.2
 """A visit day enters a rate's course when at least this share of the pool was rated then."""
 TIME_TO_EVENT = ("relapse_fraction", "median_time", "hazard_ratio")
+"""Quantities whose course is a Kaplan-Meier curve."""
 
 
 @dataclass
@@ -212,7 +212,7 @@ def course(design: Design, target: Target, subjects: pd.DataFrame) -> dict:
     how = target.how
     q = how.quantity
     if q.kind == "rate" and q.day is not None and q.among.endpoint is None:
-        v = ep.visits_met(design.observed, _definition(_definitions(design, how), q.endpoint))
+        v = ep.visits_met(design.observed, endpoint_definition(design, how, q.endpoint))
         v = v[v["arm"].isin(q.arms)]
         day = v["t_days"].round(3)
         per_day = v.groupby(day)["met"].agg(["mean", "size"])
