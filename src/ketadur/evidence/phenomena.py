@@ -46,6 +46,13 @@ def _loss_day(params: ParameterSet, regimen: Regimen, after_day: float = 0.0) ->
     return day_of_loss_of_response(result, baseline_madrs=baseline, after_day=after_day)
 
 
+def _ratio(longer: float, reference: float) -> float:
+    """``longer / reference``; NaN when the reference is no finite positive duration (no
+    response to lose, or never lost within the horizon), which the calibration charges as a
+    missing estimate."""
+    return longer / reference if 0.0 < reference < math.inf else math.nan
+
+
 def single_dose_fade(params: ParameterSet) -> float:
     """Peak improvement over the improvement left at day 14 after one infusion (2: half gone)."""
     patient = Patient(params=params)
@@ -60,7 +67,7 @@ def six_against_one(params: ParameterSet) -> float:
     last = INDUCTION_DAYS_THRICE_WEEKLY[-1]
     single = _loss_day(params, single_infusion())
     six = _loss_day(params, six_infusions(), after_day=last) - last
-    return six / single if single > 0 else math.inf
+    return _ratio(six, single)
 
 
 def dusp6_extension(params: ParameterSet) -> float:
@@ -69,7 +76,7 @@ def dusp6_extension(params: ParameterSet) -> float:
     with_inhibitor = _loss_day(
         params, single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0))
     )
-    return with_inhibitor / alone if alone > 0 else math.inf
+    return _ratio(with_inhibitor, alone)
 
 
 @dataclass(frozen=True)
