@@ -221,14 +221,14 @@ def test_phenomena_are_hinges_on_the_typical_patient():
     """A phenomenon costs nothing once its ratio is reached, one SE when 10 % short; the registry
     values reach all three (as tests/test_phenomena.py checks), and with ``--phenomena`` each
     enters the fit as one more residual computed on the candidate's typical patient."""
-    from ketadur.evidence.phenomena import PHENOMENA, _ratio
+    from ketadur.evidence.phenomena import PHENOMENA, _ratio, typical_runs
 
     # no response to lose, or one never lost, gives no ratio (charged as a missing estimate)
     assert np.isnan(_ratio(30.0, float("nan"))) and np.isnan(_ratio(30.0, float("inf")))
     fade = PHENOMENA[0]
     assert fade.z(fade.required) == 0.0 and fade.z(3.0 * fade.required) == 0.0
     assert fade.z(fade.required / 1.1) == pytest.approx(1.0)
-    registry = ParameterSet.registry()
+    registry = typical_runs(ParameterSet.registry())
     assert all(p.z(p.measure(registry)) == 0.0 for p in PHENOMENA)
     objective = Objective(calibration_targets(["yale2024_SBP_peak_change"]), pool=10,
                           phenomena=PHENOMENA)  # fmt: skip

@@ -36,7 +36,7 @@ from scipy.stats import multivariate_normal, qmc
 from ketadur import __version__
 from ketadur.engine.population import is_adaptive
 from ketadur.errors import KetadurInputError
-from ketadur.evidence.phenomena import Phenomenon
+from ketadur.evidence.phenomena import Phenomenon, typical_runs
 from ketadur.evidence.predict import _replicate_value, per_subject, simulate_design
 from ketadur.evidence.schema import Target, load_targets
 from ketadur.model.parameters import REGISTRY, ParameterSet
@@ -272,9 +272,9 @@ class Objective:
                 z = (model - how.value) / se
             fits.append(TargetFit(t.id, model, how.value, float(z)))
         if self.phenomena:
-            typical = ParameterSet(from_values(values, "candidate").typical)
+            runs = typical_runs(ParameterSet(from_values(values, "candidate").typical))
             for p in self.phenomena:
-                value = p.measure(typical)  # NaN: no response to measure it on
+                value = p.measure(runs)  # NaN: no response to measure it on
                 z = p.z(value) if value > 0 else MISSING_Z
                 shown = float(value) if math.isfinite(value) else None
                 fits.append(TargetFit(f"phenomenon:{p.id}", shown, p.required, z))

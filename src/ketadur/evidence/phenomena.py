@@ -18,13 +18,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ketadur.engine.reference import simulate
+from ketadur.engine.reference import SimulationResult, simulate
 from ketadur.model.parameters import ParameterSet
 from ketadur.model.patient import Patient
 from ketadur.regimen import (
     INDUCTION_DAYS_THRICE_WEEKLY,
     AdjunctWindow,
-    Regimen,
     single_infusion,
     six_infusions,
 )
@@ -38,12 +37,31 @@ HORIZON_DAYS = 90.0
 """Days simulated for each phenomenon."""
 
 
-def _loss_day(params: ParameterSet, regimen: Regimen, after_day: float = 0.0) -> float:
-    """Day the typical patient stops responding after ``after_day`` (NaN: never responded)."""
+@dataclass(frozen=True)
+class TypicalRuns:
+    """The typical patient's three simulations every phenomenon is read from (each once)."""
+
+    baseline_madrs: float
+    single: SimulationResult
+    six: SimulationResult
+    dusp6: SimulationResult
+
+
+def typical_runs(params: ParameterSet) -> TypicalRuns:
+    """One infusion, six infusions, and one infusion with a DUSP6 inhibitor for 14 days, for
+    the typical patient on ``params``, over :data:`HORIZON_DAYS`."""
     patient = Patient(params=params)
-    result = simulate(regimen, patient, t_end_days=HORIZON_DAYS)
-    baseline = patient.baseline_madrs
-    return day_of_loss_of_response(result, baseline_madrs=baseline, after_day=after_day)
+    dusp6 = single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0))
+    single, six, with_inhibitor = (
+        simulate(r, patient, t_end_days=HORIZON_DAYS)
+        for r in (single_infusion(), six_infusions(), dusp6)
+    )
+    return TypicalRuns(patient.baseline_madrs, single, six, with_inhibitor)
+
+
+def _loss_day(runs: TypicalRuns, result: SimulationResult, after_day: float = 0.0) -> float:
+    """Day the patient stops responding after ``after_day`` (NaN: never responded)."""
+    return day_of_loss_of_response(result, baseline_madrs=runs.baseline_madrs, after_day=after_day)
 
 
 def _ratio(longer: float, reference: float) -> float:
@@ -53,40 +71,33 @@ def _ratio(longer: float, reference: float) -> float:
     return longer / reference if 0.0 < reference < math.inf else math.nan
 
 
-def single_dose_fade(params: ParameterSet) -> float:
+def single_dose_fade(runs: TypicalRuns) -> float:
     """Peak improvement over the improvement left at day 14 after one infusion (2: half gone)."""
-    patient = Patient(params=params)
-    result = simulate(single_infusion(), patient, t_end_days=HORIZON_DAYS)
-    improvement = patient.baseline_madrs - result.table["madrs"].to_numpy()
-    left = patient.baseline_madrs - result.at(14.0)
+    improvement = runs.baseline_madrs - runs.single.table["madrs"].to_numpy()
+    left = runs.baseline_madrs - runs.single.at(14.0)
     return float(improvement.max() / left) if left > 0 else math.inf
 
 
-def six_against_one(params: ParameterSet) -> float:
+def six_against_one(runs: TypicalRuns) -> float:
     """Days of response after the last of six infusions over days after a single one."""
     last = INDUCTION_DAYS_THRICE_WEEKLY[-1]
-    single = _loss_day(params, single_infusion())
-    six = _loss_day(params, six_infusions(), after_day=last) - last
-    return _ratio(six, single)
+    six = _loss_day(runs, runs.six, after_day=last) - last
+    return _ratio(six, _loss_day(runs, runs.single))
 
 
-def dusp6_extension(params: ParameterSet) -> float:
+def dusp6_extension(runs: TypicalRuns) -> float:
     """Days of response after one infusion with a DUSP6 inhibitor for 14 days, over without."""
-    alone = _loss_day(params, single_infusion())
-    with_inhibitor = _loss_day(
-        params, single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0))
-    )
-    return _ratio(with_inhibitor, alone)
+    return _ratio(_loss_day(runs, runs.dusp6), _loss_day(runs, runs.single))
 
 
 @dataclass(frozen=True)
 class Phenomenon:
-    """A seed phenomenon: ``measure`` of the typical patient must reach ``required``."""
+    """A seed phenomenon: ``measure`` of the typical patient's runs must reach ``required``."""
 
     id: str
     claim: str
     required: float
-    measure: Callable[[ParameterSet], float]
+    measure: Callable[[TypicalRuns], float]
 
     def z(self, value: float) -> float:
         """Standardised shortfall of a positive ``value``: 0 when it reaches ``required``."""
