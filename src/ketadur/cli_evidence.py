@@ -137,12 +137,13 @@ def run_calibrate(
     pool: int,
     workers: int,
     targets: list[str] | None,
-    phenomena: bool = False,
+    phenomena: bool = True,
 ):
     """Check the inputs, calibrate with a progress bar, write the calibration file."""
     import os
 
     from ketadur.evidence.calibrate import (
+        SCALE_PARAMETERS,
         Objective,
         calibrate,
         calibration_targets,
@@ -156,8 +157,14 @@ def run_calibrate(
     check_suffix(out, (".json",), "--out")
     check_writable_folder(out, "--out")
     evaluations = evaluations_for(budget_minutes)
+    chosen = calibration_targets(targets)
+    ids = {t.id for t in chosen}
     objective = Objective(
-        calibration_targets(targets), pool=pool, seed=seed, phenomena=PHENOMENA if phenomena else ()
+        chosen,
+        pool=pool,
+        seed=seed,
+        phenomena=PHENOMENA if phenomena else (),
+        scaled=tuple(s for s in SCALE_PARAMETERS if s.target in ids),
     )
     workers = min(workers, os.cpu_count() or 1)
     with progress_bar(remaining=False) as bar:
@@ -229,10 +236,10 @@ def register_calibrate(app: typer.Typer) -> None:
         phenomena: Annotated[
             bool,
             typer.Option(
-                help="Also weigh the seed phenomena on the typical patient (a one-dose fade, six "
+                help="Weigh the seed phenomena on the typical patient (a one-dose fade, six "
                 "against one, the DUSP6 extension) as soft targets."
             ),
-        ] = False,
+        ] = True,
     ) -> None:
         """Fit the population-level parameters to the published calibration targets."""
         run_calibrate(

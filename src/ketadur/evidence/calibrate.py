@@ -44,7 +44,7 @@ from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 from ketadur.protocols.io import load_protocol
 
-CALIBRATION_VERSION = "2026.11-3"
+CALIBRATION_VERSION = "2026.11-4"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
 SECONDS_PER_EVALUATION = 7.0
@@ -136,6 +136,13 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     ),
     _typical("potentiation_half_life_h", "fading of a single dose over days (72 h, day 7)"),
     _typical("structural_half_life_days", "durability after a series (time to relapse)"),
+    # searched from 0.5, not 0: the range is log-scaled (0 would be no protection at all,
+    # which Ma 2025's ERK requirement for the sustained effect rules out)
+    _typical(
+        "erk_decay_protection",
+        "how much sustained ERK slows structural decay (DUSP6 inhibition, Ma 2025)",
+        lower=0.5,
+    ),
     _typical(
         "stabilisation_per_day",
         "lasting change after months of treatment (SUSTAIN-1 placebo withdrawal)",
@@ -171,6 +178,34 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     ),
 )
 """The default free parameters (typical values in registry units, and three CVs)."""
+
+
+@dataclass(frozen=True)
+class ScaleParameter:
+    """A typical value that only scales one output, solved from the one target that reads that
+    output instead of being searched: the model's statistic is proportional to it, so the value
+    that reproduces the target is ``current * published / model`` (kept inside the registry's
+    range). Searching it cost CMA-ES a dimension and still missed (2026.11-4 attempt: CADSS 9.9
+    against 7.7, with the exact answer one multiplication away)."""
+
+    key: str
+    target: str
+    why: str
+
+    def solve(self, current: float, model: float, published: float) -> float:
+        """The value that moves ``model`` (obtained at ``current``) onto ``published``."""
+        p = REGISTRY[self.key]
+        return float(min(max(current * published / model, p.lower), p.upper))
+
+
+SCALE_PARAMETERS: tuple[ScaleParameter, ...] = (
+    ScaleParameter(
+        "cadss_emax_points",
+        "vanschalkwyk2018_CADSS_mean",
+        "dissociation is proportional to its maximum and feeds nothing else",
+    ),
+)
+"""Parameters solved from one target each (not searched)."""
 
 
 # ------------------------------------------------------------------------------ objective
@@ -213,6 +248,7 @@ class Objective:
     prior_sd: float = PRIOR_SD
     fixed_pool_factor: int = FIXED_POOL_FACTOR
     phenomena: tuple[Phenomenon, ...] = ()
+    scaled: tuple[ScaleParameter, ...] = ()
 
     def patients(self, protocol: str, arms: list[str]) -> int:
         """Pool size of one design: ``pool``, times ``fixed_pool_factor`` when no arm adapts."""
@@ -234,11 +270,17 @@ class Objective:
             arms += [a for a in (*q.arms, q.reference_arm) if a and a not in arms]
         return out
 
-    def statistics(self, values: dict[str, float]) -> dict[str, tuple[float | None, int]]:
-        """Each target's pool statistic and the number of pooled subjects it rests on."""
+    def statistics(
+        self, values: dict[str, float], only: Sequence[str] | None = None
+    ) -> dict[str, tuple[float | None, int]]:
+        """Each target's pool statistic and the number of pooled subjects it rests on (only the
+        designs of the targets in ``only``, when given)."""
         params = from_values(values, "candidate")
         out: dict[str, tuple[float | None, int]] = {}
+        wanted = {(t.how.protocol, t.how.population) for t in self.targets if t.id in (only or ())}
         for (protocol, preset), (arms, n) in self._design_pools.items():
+            if only is not None and (protocol, preset) not in wanted:
+                continue
             design = simulate_design(
                 protocol, preset, arms, patients=n, seed=self.seed, parameters=params
             )
@@ -256,9 +298,35 @@ class Objective:
                 out[t.id] = (float(value) if np.isfinite(value) else None, n)
         return out
 
+    def _published(self, target_id: str) -> float:
+        return next(t.how.value for t in self.targets if t.id == target_id)
+
+    def _solve(
+        self, values: dict[str, float], stats: dict[str, tuple[float | None, int]]
+    ) -> dict[str, float]:
+        """``values`` with every scale parameter solved from its target's statistic in
+        ``stats``; the statistics are rescaled in place to the solved values."""
+        out = dict(values)
+        for s in self.scaled:
+            model, n = stats[s.target]
+            current = values.get(s.key, REGISTRY[s.key].default)
+            if model is None or model <= 0:
+                continue  # nothing to scale: the target is charged as missing
+            out[s.key] = s.solve(current, model, self._published(s.target))
+            stats[s.target] = (model * out[s.key] / current, n)
+        return out
+
+    def solved(self, values: dict[str, float]) -> dict[str, float]:
+        """``values`` with the scale parameters solved (simulates only their targets'
+        designs)."""
+        if not self.scaled:
+            return dict(values)
+        return self._solve(values, self.statistics(values, only=[s.target for s in self.scaled]))
+
     def fits(self, values: dict[str, float]) -> list[TargetFit]:
-        """Standardised residual of every target at ``values``."""
+        """Standardised residual of every target at ``values`` (scale parameters solved)."""
         stats = self.statistics(values)
+        self._solve(values, stats)
         fits = []
         for t in self.targets:
             how = t.how
@@ -535,11 +603,11 @@ def calibrate(
         point_u = all_u[int(np.argmax(all_post))]
     finally:
         evaluate.close()
-    point = objective.values(point_u)
+    point = objective.solved(objective.values(point_u))
     return CalibrationResult(
         free=objective.free,
         point=point,
-        draws=[objective.values(is_u[i]) for i in picked],
+        draws=[objective.solved(objective.values(is_u[i])) for i in picked],
         fits=objective.fits(point),
         settings={
             "seed": seed,
@@ -550,6 +618,7 @@ def calibrate(
             "prior_sd": objective.prior_sd,
             "targets": [t.id for t in objective.targets],
             "phenomena": [p.id for p in objective.phenomena],
+            "solved": {s.key: s.target for s in objective.scaled},
         },
         diagnostics={
             "chi2_at_mode_untempered": chi2_min,
