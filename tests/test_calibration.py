@@ -14,11 +14,14 @@ from ketadur.errors import KetadurInputError
 from ketadur.evidence.calibrate import (
     FIXED_POOL_FACTOR,
     FREE_PARAMETERS,
+    SCALE_PARAMETERS,
     Objective,
+    ScaleParameter,
     calibrate,
     calibration_targets,
     evaluations_for,
 )
+from ketadur.evidence.phenomena import PHENOMENA
 from ketadur.evidence.schema import load_targets
 from ketadur.evidence.validate import validate
 from ketadur.model.parameters import REGISTRY, ParameterSet
@@ -174,6 +177,9 @@ def test_shipped_calibration_is_the_default():
     for key in ("version", "ketadur_version", "method", "settings", "draws", "fits_at_point"):
         assert key in doc
     assert set(doc["settings"]["targets"]) == {t.id for t in calibration_targets()}
+    assert doc["settings"]["phenomena"] == [p.id for p in PHENOMENA]
+    assert doc["settings"]["solved"] == {s.key: s.target for s in SCALE_PARAMETERS}
+    assert all(s.key in draw for s in SCALE_PARAMETERS for draw in doc["draws"])
     assert len(doc["draws"]) >= 10
     assert calibrated(draw=3).typical != {} and calibrated(draw=3).label.endswith("(draw 3)")
 
@@ -208,13 +214,35 @@ def test_validate_with_parameter_draws():
 def test_calibrate_cli_writes_a_document(tmp_path):
     out = tmp_path / "cal.json"
     args = ["calibrate", "--budget", "0.01", "--pool", "15", "--workers", "1",
-            "--targets", "han2016_response_24h", "--out", str(out)]  # fmt: skip
+            "--targets", "han2016_response_24h", "--targets", "vanschalkwyk2018_CADSS_mean",
+            "--no-phenomena", "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["settings"]["evaluations"] == 16
-    assert doc["settings"]["targets"] == ["han2016_response_24h"]
+    assert doc["settings"]["targets"] == ["han2016_response_24h", "vanschalkwyk2018_CADSS_mean"]
     assert doc["settings"]["phenomena"] == []
+    # CADSS's maximum is solved, not searched: in the point and every draw, fitted exactly
+    assert doc["settings"]["solved"] == {"cadss_emax_points": "vanschalkwyk2018_CADSS_mean"}
+    assert all("cadss_emax_points" in d for d in [doc["point"], *doc["draws"]])
+    cadss = next(f for f in doc["fits_at_point"] if f["id"] == "vanschalkwyk2018_CADSS_mean")
+    assert cadss["z"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_scale_parameter_is_solved_from_its_target():
+    """Mean CADSS is proportional to its maximum, so one multiplication puts the model on the
+    published mean; the solved value, simulated again, reproduces it."""
+    (scale,) = SCALE_PARAMETERS
+    objective = Objective(calibration_targets([scale.target]), free=(), pool=20, scaled=(scale,))
+    at_40 = objective.statistics({scale.key: 40.0})[scale.target][0]
+    solved = objective.solved({scale.key: 40.0})[scale.key]
+    assert solved == pytest.approx(40.0 * 7.7 / at_40, rel=1e-12)
+    again = objective.statistics({scale.key: solved})[scale.target][0]
+    assert again == pytest.approx(7.7, rel=1e-9)
+    assert objective.fits({})[0].z == pytest.approx(0.0, abs=1e-9)
+    # kept inside the registry's range (5 to 92 CADSS points)
+    assert ScaleParameter(scale.key, scale.target, "").solve(40.0, 1000.0, 7.7) == 5.0
+    assert ScaleParameter(scale.key, scale.target, "").solve(40.0, 1.0, 7.7) == 92.0
 
 
 def test_phenomena_are_hinges_on_the_typical_patient():
