@@ -256,6 +256,7 @@ def test_phenomena_are_hinges_on_the_typical_patient():
     fade = PHENOMENA[0]
     assert fade.z(fade.required) == 0.0 and fade.z(3.0 * fade.required) == 0.0
     assert fade.z(fade.required / 1.1) == pytest.approx(1.0)
+    assert fade.z(float("inf")) == 0.0  # e.g. six infusions' response never lost
     registry = typical_runs(ParameterSet.registry())
     assert all(p.z(p.measure(registry)) == 0.0 for p in PHENOMENA)
     objective = Objective(calibration_targets(["yale2024_SBP_peak_change"]), pool=10,

@@ -100,8 +100,11 @@ class Phenomenon:
     measure: Callable[[TypicalRuns], float]
 
     def z(self, value: float) -> float:
-        """Standardised shortfall of a positive ``value``: 0 when it reaches ``required``."""
-        return max(0.0, math.log(self.required / value) / LOG_SCALE)
+        """Standardised shortfall of a positive ``value``: 0 when it reaches ``required``
+        (an infinite ratio, e.g. a response never lost within the horizon, reaches it)."""
+        if value >= self.required:
+            return 0.0
+        return math.log(self.required / value) / LOG_SCALE
 
 
 PHENOMENA: tuple[Phenomenon, ...] = (
