@@ -78,7 +78,7 @@ def roadrunner_run(protocol, population, args, fast: pd.DataFrame) -> tuple[floa
     rr = roadrunner.RoadRunner(protocol_sbml(protocol))
     rr.integrator.relative_tolerance = 1e-6
     rr.integrator.absolute_tolerance = 1e-9
-    rr.integrator.max_steps = 1_000_000
+    rr.integrator.setValue("maximum_num_steps", 1_000_000)
     rr.timeCourseSelections = ["time", "madrs"]
     times_h = np.arange(0.0, args.days + 1.0) * 24.0
     worst = 0.0

@@ -26,7 +26,7 @@ def _run(sbml: str, days: np.ndarray, values: dict[str, float] | None = None) ->
     rr = roadrunner.RoadRunner(sbml)
     rr.integrator.relative_tolerance = 1e-9
     rr.integrator.absolute_tolerance = 1e-12
-    rr.integrator.max_steps = 1_000_000
+    rr.integrator.setValue("maximum_num_steps", 1_000_000)
     for name, value in (values or {}).items():
         rr[name] = value
     rr.reset()  # re-evaluates initial assignments (the situational state) with the new values

@@ -50,9 +50,9 @@ CALIBRATION_VERSION = "2026.11-4"
 SECONDS_PER_EVALUATION = 7.0
 """Nominal wall time of one objective evaluation with the default pool on the reference machine
 (2 cores, two workers): converts ``--budget`` minutes into a fixed number of evaluations (514
-for the default hour). Measured there: 600 evaluations took 65 minutes for calibration 2026.11-3
-(6.5 s each: fixed-schedule designs simulate four times the pool), so the shipped file is
-``--budget 70``. See ``docs/calibration.md``."""
+for the default hour). Measured there: 600 evaluations took 70 minutes for calibration 2026.11-4
+(7.0 s each; 6.5 s for 2026.11-3, without the phenomena and the DUSP6 design), so the shipped
+file is ``--budget 70``. See ``docs/calibration.md``."""
 
 DEFAULT_POOL = 100
 """Virtual patients per adaptive design in the objective (SUSTAIN-1, Phillips 2019)."""
