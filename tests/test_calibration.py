@@ -224,6 +224,7 @@ def test_calibrate_cli_writes_a_document(tmp_path):
     assert doc["settings"]["phenomena"] == []
     # CADSS's maximum is solved, not searched: in the point and every draw, fitted exactly
     assert doc["settings"]["solved"] == {"cadss_emax_points": "vanschalkwyk2018_CADSS_mean"}
+    assert "cadss_emax_points solved from vanschalkwyk2018_CADSS_mean" in result.output
     assert all("cadss_emax_points" in d for d in [doc["point"], *doc["draws"]])
     cadss = next(f for f in doc["fits_at_point"] if f["id"] == "vanschalkwyk2018_CADSS_mean")
     assert cadss["z"] == pytest.approx(0.0, abs=1e-9)
@@ -241,8 +242,8 @@ def test_a_scale_parameter_is_solved_from_its_target():
     assert again == pytest.approx(7.7, rel=1e-9)
     assert objective.fits({})[0].z == pytest.approx(0.0, abs=1e-9)
     # kept inside the registry's range (5 to 92 CADSS points)
-    assert ScaleParameter(scale.key, scale.target, "").solve(40.0, 1000.0, 7.7) == 5.0
-    assert ScaleParameter(scale.key, scale.target, "").solve(40.0, 1.0, 7.7) == 92.0
+    assert ScaleParameter(scale.key, scale.target).solve(40.0, 1000.0, 7.7) == 5.0
+    assert ScaleParameter(scale.key, scale.target).solve(40.0, 1.0, 7.7) == 92.0
 
 
 def test_phenomena_are_hinges_on_the_typical_patient():

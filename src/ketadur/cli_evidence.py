@@ -194,6 +194,8 @@ def _print_calibration(result) -> None:
             f"{post['p05']:.3g} to {post['p95']:.3g}",
         )  # fmt: skip
     console.print(table)
+    for key, target in doc["settings"]["solved"].items():
+        console.print(f"{key} solved from {target}: {result.point[key]:.3g} at the mode")
     fits = Table(title="Targets at the mode (z: standardised residual)")
     for name in ("target", "published", "model", "z"):
         fits.add_column(name)

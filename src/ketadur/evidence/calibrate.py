@@ -185,12 +185,11 @@ class ScaleParameter:
     """A typical value that only scales one output, solved from the one target that reads that
     output instead of being searched: the model's statistic is proportional to it, so the value
     that reproduces the target is ``current * published / model`` (kept inside the registry's
-    range). Searching it cost CMA-ES a dimension and still missed (2026.11-4 attempt: CADSS 9.9
-    against 7.7, with the exact answer one multiplication away)."""
+    range). Searching it cost CMA-ES a dimension and still missed (first 2026.11-4 attempt: CADSS
+    9.9 against 7.7, with the exact answer one multiplication away)."""
 
     key: str
     target: str
-    why: str
 
     def solve(self, current: float, model: float, published: float) -> float:
         """The value that moves ``model`` (obtained at ``current``) onto ``published``."""
@@ -199,11 +198,8 @@ class ScaleParameter:
 
 
 SCALE_PARAMETERS: tuple[ScaleParameter, ...] = (
-    ScaleParameter(
-        "cadss_emax_points",
-        "vanschalkwyk2018_CADSS_mean",
-        "dissociation is proportional to its maximum and feeds nothing else",
-    ),
+    # dissociation is proportional to its maximum and feeds nothing else
+    ScaleParameter("cadss_emax_points", "vanschalkwyk2018_CADSS_mean"),
 )
 """Parameters solved from one target each (not searched)."""
 
