@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from ketadur.cli import app
+from ketadur.evidence.phenomena import PHENOMENA, typical_runs
 from ketadur.evidence.predict import _replicate_value, per_subject, predict, simulate_design
 from ketadur.evidence.schema import (
     Quantity,
@@ -21,7 +22,8 @@ from ketadur.evidence.schema import (
     published_entries,
     seed_rows,
 )
-from ketadur.evidence.validate import validate
+from ketadur.evidence.validate import phenomena_rows, validate
+from ketadur.model.parameters import ParameterSet
 from ketadur.protocols.io import load_protocol
 from ketadur.trials.run import endpoint_definitions
 
@@ -223,10 +225,28 @@ def test_cli_validate_json_and_errors(tmp_path):
     doc = json.loads(result.output)
     assert doc["summary"]["reproduced"] == 1
     assert doc["targets"][0]["id"] == "yale2024_SBP_peak_change"
+    assert [p["id"] for p in doc["phenomena"]] == [p.id for p in PHENOMENA]
     report = tmp_path / "v.html"
     result = runner.invoke(app, [*args, "--report", str(report)])
     assert result.exit_code == 0, result.output
-    assert "data:image/png;base64" in report.read_text()
+    assert "Seed phenomena on the calibrated typical patient" in result.output
+    text = report.read_text()
+    assert "data:image/png;base64" in text and "single_dose_fade" in text
+
+
+def test_phenomena_rows_measure_the_typical_patient():
+    """The validation's phenomena are the calibration's measures on the typical patient: reached
+    exactly when the ratio meets its requirement; a potentiation that never fades misses the
+    fade."""
+    registry = ParameterSet.registry()
+    runs = typical_runs(registry)
+    rows = phenomena_rows(registry)
+    for p, row in zip(PHENOMENA, rows, strict=True):
+        assert row["id"] == p.id and row["value"] == pytest.approx(p.measure(runs))
+        assert row["reached"] == (row["value"] >= p.required)
+    stuck = registry.replace(potentiation_half_life_h=72.0, structural_half_life_days=21.0)
+    fade = phenomena_rows(stuck)[0]
+    assert fade["id"] == "single_dose_fade" and fade["value"] < 2.0 and not fade["reached"]
 
 
 @pytest.mark.parametrize(

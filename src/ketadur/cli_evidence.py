@@ -96,6 +96,12 @@ def _print(result) -> None:
         f"interval ({share}); {s['published_entries'] - s['reproduced']} published entries "
         "not reproduced yet (reasons in the report and --json)."
     )
+    reached = [p["id"] for p in result.phenomena if p["reached"]]
+    missed = [p["id"] for p in result.phenomena if not p["reached"]]
+    console.print(
+        f"Seed phenomena on the calibrated typical patient: {len(reached)} of "
+        f"{len(result.phenomena)} reached" + (f" (missed: {', '.join(missed)})." if missed else ".")
+    )
 
 
 def register(app: typer.Typer) -> None:

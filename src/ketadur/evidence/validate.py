@@ -8,6 +8,7 @@ with the reason, so the report shows the whole evidence library, agreement and d
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import pandas as pd
 
 from ketadur import __version__
 from ketadur.errors import KetadurInputError
+from ketadur.evidence.phenomena import PHENOMENA, typical_runs
 from ketadur.evidence.predict import (
     Design,
     Prediction,
@@ -26,6 +28,7 @@ from ketadur.evidence.predict import (
     simulate_design,
 )
 from ketadur.evidence.schema import SeedRow, Target, load_targets, seed_rows
+from ketadur.model.parameters import ParameterSet
 from ketadur.population.typical import calibrated, draw_count
 from ketadur.trials import endpoints as ep
 from ketadur.trials import survival as sv
@@ -55,6 +58,8 @@ class ValidationResult:
     provenance: dict = field(default_factory=dict)
     courses: dict[str, dict] = field(default_factory=dict)
     """Per target id, the whole pool's course behind it (:func:`course`), for the report."""
+    phenomena: list[dict] = field(default_factory=list)
+    """The seed phenomena on the calibrated typical patient (:func:`phenomena_rows`)."""
 
     def summary(self) -> dict:
         """Counts: targets reproduced, inside the 90 % interval, and their fraction."""
@@ -81,7 +86,23 @@ class ValidationResult:
             "summary": self.summary(),
             "targets": self.rows,
             "seed_tables": [r.model_dump() for r in self.seed_tables],
+            "phenomena": self.phenomena,
         }
+
+
+def phenomena_rows(params: ParameterSet | None = None) -> list[dict]:
+    """Each seed phenomenon a calibration weighs (:mod:`ketadur.evidence.phenomena`), measured on
+    the typical patient of ``params`` (default: the calibrated one): its claim, the ratio it
+    requires, the model's ratio (``None`` when there is none: no response to measure, or one
+    never lost within the horizon) and whether it is reached."""
+    runs = typical_runs(ParameterSet.typical() if params is None else params)
+    rows = []
+    for p in PHENOMENA:
+        value = p.measure(runs)
+        rows.append({"id": p.id, "claim": p.claim, "required": p.required,
+                     "value": float(value) if math.isfinite(value) else None,
+                     "reached": bool(value >= p.required)})  # fmt: skip
+    return rows
 
 
 def _row(target: Target, prediction: Prediction | None) -> dict:
@@ -194,6 +215,7 @@ def validate(
         replicates=replicates,
         runtime_s=time.perf_counter() - start,
         courses={k: v for k, v in courses.items() if v},
+        phenomena=phenomena_rows(),
         provenance={
             "observation": observation.model_dump(),
             "ketadur_version": __version__,

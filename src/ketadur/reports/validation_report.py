@@ -174,6 +174,20 @@ def seed_table_rows(result) -> list[dict]:
     return out
 
 
+def phenomena_table_rows(result) -> list[dict]:
+    """The seed phenomena as report rows: the claim, the ratio required and the model's."""
+    return [
+        {
+            "phenomenon": p["id"],
+            "claim": p["claim"],
+            "required ratio": f"≥ {p['required']:g}",
+            "model": "—" if p["value"] is None else _fmt(p["value"]),
+            "reached": "yes" if p["reached"] else "no",
+        }
+        for p in result.phenomena
+    ]
+
+
 def validation_html(result) -> str:
     """The HTML report of a :class:`~ketadur.evidence.validate.ValidationResult`."""
     studies: dict[str, list[dict]] = {}
@@ -216,6 +230,7 @@ value and its 95 % interval. Calibration targets were used to fit the model; val
 were not.</p>
 <h2>Run</h2>{_table_html([meta])}
 <h2>The seeds' Tables 1 and 2 beside the model</h2>{_table_html(seed_table_rows(result))}
+<h2>Seed phenomena on the calibrated typical patient</h2>{_table_html(phenomena_table_rows(result))}
 <h2>Per study</h2>{figs}
 <h2>Every published entry</h2>{_table_html(summary_rows(result))}
 <h2>Results (JSON)</h2><pre>{html.escape(json.dumps(result.to_json(), indent=1))}</pre>
