@@ -528,11 +528,13 @@ def calibrate(
         n_start = POPSIZE * max(1, int(INITIAL_DESIGN_FRACTION * evaluations) // POPSIZE)
         design = [np.array([f.to_unit(f.centre) for f in objective.free])]
         design += list(qmc.LatinHypercube(d, seed=rng).random(n_start - 1))
-        chi2s: list[float] = evaluate(design)
+        chi2s: list[float] = []
+        for i in range(0, len(design), POPSIZE):  # a generation at a time, to show progress
+            chi2s += evaluate(design[i : i + POPSIZE])
+            if progress:
+                progress("initial design", evaluate.count, evaluations)
         seen_u += design
         history.append({"stage": "design", "evaluations": evaluate.count, "best_chi2": min(chi2s)})
-        if progress:
-            progress("initial design", evaluate.count, evaluations)
         x0 = design[int(np.argmax([log_post(u, c) for u, c in zip(design, chi2s, strict=True)]))]
         # ---- CMA-ES on minus the log posterior, in unit coordinates
         cma_budget = int(0.7 * evaluations)
