@@ -93,8 +93,9 @@ class ValidationResult:
 def phenomena_rows(params: ParameterSet | None = None) -> list[dict]:
     """Each seed phenomenon a calibration weighs (:mod:`ketadur.evidence.phenomena`), measured on
     the typical patient of ``params`` (default: the calibrated one): its claim, the ratio it
-    requires, the model's ratio (``None`` when there is none: no response to measure, or one
-    never lost within the horizon) and whether it is reached."""
+    requires, the model's ratio (``None`` when not finite: no reference duration to divide by,
+    which is not reached, or a response never lost within the horizon, which is) and whether it
+    is reached."""
     runs = typical_runs(ParameterSet.typical() if params is None else params)
     rows = []
     for p in PHENOMENA:
