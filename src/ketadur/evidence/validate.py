@@ -185,7 +185,7 @@ def validate(
             designs.setdefault((t.how.protocol, t.how.population), []).append(t)
     predictions: dict[str, Prediction] = {}
     courses: dict[str, dict] = {}
-    for k, ((protocol, preset), group) in enumerate(designs.items()):
+    for done, ((protocol, preset), group) in enumerate(designs.items(), start=1):
         arms: list[str] = []
         for t in group:
             q = t.how.quantity
@@ -205,7 +205,7 @@ def validate(
             predictions[t.id] = predict(t, subjects, replicates=replicates, seed=seed)
             courses[t.id] = course(per_draw[0], t, subjects[subjects["draw"] == 0])
         if progress is not None:
-            progress(protocol, k + 1, len(designs))
+            progress(protocol, done, len(designs))
     rows = [_row(t, predictions.get(t.id)) for t in targets]
     return ValidationResult(
         rows=rows,
