@@ -12,8 +12,9 @@ plausible range, centred on the registry default.
 Method (justified in ``docs/calibration.md``): CMA-ES, started from the best point of a Latin
 hypercube over the ranges, finds the posterior mode; the likelihood is
 then tempered by the misfit at the mode (Birge ratio) so that the posterior reflects the model's
-own error; adaptive multiple importance sampling (AMIS) from Gaussians seeded by CMA-ES's
-covariance turns the mode into weighted posterior draws. The budget is a number of model
+own error; a short small-step CMA-ES polishes the best tempered point; adaptive multiple
+importance sampling (AMIS) from Gaussians seeded by CMA-ES's covariance turns the mode into
+weighted posterior draws. The budget is a number of model
 evaluations, so a result depends on seed and budget only, never on machine speed.
 """
 
