@@ -19,6 +19,7 @@ from ketadur.evidence.calibrate import (
     ScaleParameter,
     calibrate,
     calibration_targets,
+    draw_order,
     evaluations_for,
 )
 from ketadur.evidence.phenomena import PHENOMENA
@@ -101,6 +102,23 @@ def test_calibration_is_reproducible_and_independent_of_workers():
         doc["diagnostics"].pop("runtime_s")
     assert one == two
     assert one["draws"] != other["draws"]
+
+
+def test_posterior_draws_are_stored_in_a_random_order(monkeypatch):
+    """Systematic resampling returns the draws sorted by sample (the first from the first
+    importance-sampling round); users take the first K, so the stored order is a permutation
+    from its own stream."""
+    import ketadur.evidence.calibrate as cal
+
+    objective = Objective(calibration_targets(["han2016_response_24h"]), pool=20, seed=0)
+    # 40 evaluations leave 15 importance samples, so the 6 draws are several distinct points
+    shuffled = calibrate(objective, evaluations=40, seed=5, draws=6).draws
+    monkeypatch.setattr(cal, "draw_order", lambda seed, draws: np.arange(draws))
+    in_sample_order = calibrate(objective, evaluations=40, seed=5, draws=6).draws
+    order = draw_order(5, 6)
+    assert sorted(order) == list(range(6))
+    assert shuffled != in_sample_order
+    assert shuffled == [in_sample_order[i] for i in order]
 
 
 def test_calibration_targets_all_state_an_uncertainty():

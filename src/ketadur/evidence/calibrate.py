@@ -630,9 +630,12 @@ def calibrate(
                             "ess": float(1.0 / np.sum(w**2))})  # fmt: skip
             if progress:
                 progress("importance sampling", evaluate.count, evaluations)
-        # ---- draws: systematic resampling of the weighted samples; point: the best seen
+        # ---- draws: systematic resampling of the weighted samples, in a random order (it
+        # returns them sorted by sample, and users take the first K: ``validate
+        # --parameter-draws``, trial replicates); point: the best seen
         positions = (rng.random() + np.arange(draws)) / draws
         picked = np.minimum(np.searchsorted(np.cumsum(w), positions), len(w) - 1)
+        picked = picked[draw_order(seed, draws)]
         all_u = seen_u + is_u
         all_post = seen_post + is_post
         point_u = all_u[int(np.argmax(all_post))]
@@ -666,6 +669,12 @@ def calibrate(
         },
         history=history,
     )
+
+
+def draw_order(seed: int, draws: int) -> np.ndarray:
+    """The order in which the resampled draws are stored: a permutation from its own stream
+    (``[seed, 2]``), so that any first K draws are a random subset of the posterior draws."""
+    return np.random.default_rng([seed, 2]).permutation(draws)
 
 
 def _truncated_weights(log_w: np.ndarray) -> np.ndarray:
