@@ -87,6 +87,13 @@ POLISH_SIGMA = 0.05
 PROPOSAL_FLOOR_SD = 0.04
 """Smallest SD of an importance-sampling proposal, in units of a parameter's log range."""
 
+METHOD = (
+    "CMA-ES from the best point of a Latin hypercube to the posterior mode, likelihood "
+    "tempered by the Birge ratio, a small-step CMA-ES polish of the best tempered point, then "
+    "adaptive multiple importance sampling (AMIS) seeded by the CMA-ES covariance"
+)
+"""The method in words, as written to the calibration file."""
+
 LOG_KINDS = ("hazard_ratio", "median_time", "odds_ratio", "duration_ratio")
 """Quantities compared on the log scale (their intervals are multiplicative)."""
 
@@ -410,11 +417,7 @@ class CalibrationResult:
         return {
             "version": CALIBRATION_VERSION,
             "ketadur_version": __version__,
-            "method": (
-                "CMA-ES from the best point of a Latin hypercube to the posterior mode, "
-                "likelihood tempered by the Birge ratio, then adaptive multiple importance "
-                "sampling (AMIS) seeded by the CMA-ES covariance"
-            ),
+            "method": METHOD,
             "settings": self.settings,
             "free_parameters": [
                 {
