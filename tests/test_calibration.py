@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 from ketadur.cli import app
 from ketadur.errors import KetadurInputError
 from ketadur.evidence.calibrate import (
+    CALIBRATION_VERSION,
     FIXED_POOL_FACTOR,
     FREE_PARAMETERS,
+    METHOD,
     SCALE_PARAMETERS,
     Objective,
     ScaleParameter,
@@ -194,6 +196,7 @@ def test_shipped_calibration_is_the_default():
     # the document says how it was made
     for key in ("version", "ketadur_version", "method", "settings", "draws", "fits_at_point"):
         assert key in doc
+    assert (doc["version"], doc["method"]) == (CALIBRATION_VERSION, METHOD)
     assert set(doc["settings"]["targets"]) == {t.id for t in calibration_targets()}
     assert doc["settings"]["phenomena"] == [p.id for p in PHENOMENA]
     assert doc["settings"]["solved"] == {s.key: s.target for s in SCALE_PARAMETERS}
