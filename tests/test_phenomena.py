@@ -193,6 +193,23 @@ def test_higher_dose_stronger_but_shorter_lived(request, params):
     )
 
 
+def test_more_frequent_maintenance_keeps_more_benefit(params):
+    """Seed 000 (maintenance schedules) and seed 003 ("maintenance infusions help sustain
+    neuroplasticity"): after six infusions, weekly maintenance keeps the typical patient better
+    than 2-weekly, which beats monthly, which beats none (mean MADRS over days
+    18-182, the maintenance period of ``durability_comparison``)."""
+    induction = list(INDUCTION_DAYS_THRICE_WEEKLY)
+    mean_madrs = {}
+    for name, first, every in (("weekly", 18, 7), ("2-weekly", 25, 14), ("monthly", 39, 28),
+                               ("none", 183, 1)):  # fmt: skip
+        days = induction + list(range(first, 183, every))
+        res = simulate(iv_infusions(days), Patient(params=params), t_end_days=182.0)
+        t = res.table["t_days"].to_numpy()
+        mean_madrs[name] = res.table["madrs"].to_numpy()[t >= 18.0].mean()
+    assert mean_madrs["weekly"] < mean_madrs["2-weekly"] < mean_madrs["monthly"]
+    assert mean_madrs["monthly"] < mean_madrs["none"] - 1.0
+
+
 def test_situational_depression_resolves_without_treatment(params):
     patient = Patient(
         params=params, baseline_madrs=36.0, situational_madrs=10.0, situational_half_life_days=20.0
