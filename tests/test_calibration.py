@@ -12,13 +12,16 @@ from typer.testing import CliRunner
 from ketadur.cli import app
 from ketadur.errors import KetadurInputError
 from ketadur.evidence.calibrate import (
+    CALIBRATION_VERSION,
     FIXED_POOL_FACTOR,
     FREE_PARAMETERS,
+    METHOD,
     SCALE_PARAMETERS,
     Objective,
     ScaleParameter,
     calibrate,
     calibration_targets,
+    draw_order,
     evaluations_for,
 )
 from ketadur.evidence.phenomena import PHENOMENA
@@ -103,6 +106,23 @@ def test_calibration_is_reproducible_and_independent_of_workers():
     assert one["draws"] != other["draws"]
 
 
+def test_posterior_draws_are_stored_in_a_random_order(monkeypatch):
+    """Systematic resampling returns the draws sorted by sample (the first from the first
+    importance-sampling round); users take the first K, so the stored order is a permutation
+    from its own stream."""
+    import ketadur.evidence.calibrate as cal
+
+    objective = Objective(calibration_targets(["han2016_response_24h"]), pool=20, seed=0)
+    # 40 evaluations leave 15 importance samples, so the 6 draws are several distinct points
+    shuffled = calibrate(objective, evaluations=40, seed=5, draws=6).draws
+    monkeypatch.setattr(cal, "draw_order", lambda seed, draws: np.arange(draws))
+    in_sample_order = calibrate(objective, evaluations=40, seed=5, draws=6).draws
+    order = draw_order(5, 6)
+    assert sorted(order) == list(range(6))
+    assert shuffled != in_sample_order
+    assert shuffled == [in_sample_order[i] for i in order]
+
+
 def test_calibration_targets_all_state_an_uncertainty():
     fitted = {t.id for t in calibration_targets()}
     everything = {t.id for t in load_targets("calibration") if t.how is not None}
@@ -113,8 +133,8 @@ def test_calibration_targets_all_state_an_uncertainty():
 
 
 def test_budget_sets_a_fixed_number_of_evaluations():
-    assert evaluations_for(60) == 514  # the default hour
-    assert evaluations_for(70) == 600  # the shipped calibration's budget
+    assert evaluations_for(60) == 473  # the default hour
+    assert evaluations_for(76) == 600  # the shipped calibration's evaluations
     assert evaluations_for(0.01) == 16
     with pytest.raises(KetadurInputError, match="budget"):
         evaluations_for(0)
@@ -176,6 +196,7 @@ def test_shipped_calibration_is_the_default():
     # the document says how it was made
     for key in ("version", "ketadur_version", "method", "settings", "draws", "fits_at_point"):
         assert key in doc
+    assert (doc["version"], doc["method"]) == (CALIBRATION_VERSION, METHOD)
     assert set(doc["settings"]["targets"]) == {t.id for t in calibration_targets()}
     assert doc["settings"]["phenomena"] == [p.id for p in PHENOMENA]
     assert doc["settings"]["solved"] == {s.key: s.target for s in SCALE_PARAMETERS}

