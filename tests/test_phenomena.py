@@ -198,12 +198,12 @@ def test_more_frequent_maintenance_keeps_more_benefit(params):
     neuroplasticity"): after six infusions, weekly maintenance keeps the typical patient better
     than 2-weekly, which beats monthly, which beats none (mean MADRS over days
     18-182, the maintenance period of ``durability_comparison``)."""
-    induction = list(INDUCTION_DAYS_THRICE_WEEKLY)
+    maintenance = {"weekly": range(18, 183, 7), "2-weekly": range(25, 183, 14),
+                   "monthly": range(39, 183, 28), "none": ()}  # fmt: skip
     mean_madrs = {}
-    for name, first, every in (("weekly", 18, 7), ("2-weekly", 25, 14), ("monthly", 39, 28),
-                               ("none", 183, 1)):  # fmt: skip
-        days = induction + list(range(first, 183, every))
-        res = simulate(iv_infusions(days), Patient(params=params), t_end_days=182.0)
+    for name, days in maintenance.items():
+        regimen = iv_infusions([*INDUCTION_DAYS_THRICE_WEEKLY, *days])
+        res = simulate(regimen, Patient(params=params), t_end_days=182.0)
         t = res.table["t_days"].to_numpy()
         mean_madrs[name] = res.table["madrs"].to_numpy()[t >= 18.0].mean()
     assert mean_madrs["weekly"] < mean_madrs["2-weekly"] < mean_madrs["monthly"]

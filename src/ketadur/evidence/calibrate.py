@@ -553,17 +553,7 @@ def calibrate(
         x0 = design[int(np.argmax([log_post(u, c) for u, c in zip(design, chi2s, strict=True)]))]
         # ---- CMA-ES on minus the log posterior, in unit coordinates
         cma_budget = int(CMA_FRACTION * evaluations)
-        es = cma.CMAEvolutionStrategy(
-            list(x0),
-            0.15,
-            {
-                "bounds": [0.0, 1.0],
-                "popsize": POPSIZE,
-                "seed": int(rng.integers(1, 2**31 - 1)),
-                "verbose": -9,
-                "maxfevals": cma_budget,
-            },
-        )
+        es = _strategy(x0, 0.15, rng, maxfevals=cma_budget)
         while not es.stop() and evaluate.count + POPSIZE <= cma_budget:
             us = es.ask()
             c = evaluate(us)
@@ -585,16 +575,7 @@ def calibrate(
         # best sample was still short of the mode along flat axes (2026.11-4: the expectancy CV)
         polish_budget = POPSIZE * int(POLISH_FRACTION * evaluations / POPSIZE)
         if polish_budget:
-            polish = cma.CMAEvolutionStrategy(
-                list(seen_u[int(np.argmax(seen_post))]),
-                POLISH_SIGMA,
-                {
-                    "bounds": [0.0, 1.0],
-                    "popsize": POPSIZE,
-                    "seed": int(rng.integers(1, 2**31 - 1)),
-                    "verbose": -9,
-                },
-            )
+            polish = _strategy(seen_u[int(np.argmax(seen_post))], POLISH_SIGMA, rng)
             for _ in range(polish_budget // POPSIZE):
                 us = [np.asarray(u) for u in polish.ask()]
                 c = evaluate(us)
@@ -673,6 +654,16 @@ def calibrate(
         },
         history=history,
     )
+
+
+def _strategy(
+    x0: np.ndarray, sigma: float, rng: np.random.Generator, **options: float
+) -> cma.CMAEvolutionStrategy:
+    """A CMA-ES in unit coordinates from ``x0`` with step ``sigma``, ``POPSIZE`` candidates per
+    generation, seeded from ``rng``, silent."""
+    seed = int(rng.integers(1, 2**31 - 1))
+    settings = {"bounds": [0.0, 1.0], "popsize": POPSIZE, "seed": seed, "verbose": -9}
+    return cma.CMAEvolutionStrategy(list(x0), sigma, {**settings, **options})
 
 
 def draw_order(seed: int, draws: int) -> np.ndarray:
