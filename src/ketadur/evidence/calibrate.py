@@ -531,6 +531,7 @@ def calibrate(
     history: list[dict] = []
     seen_u: list[np.ndarray] = []
     seen_post: list[float] = []
+    seen_stage: list[str] = []  # the stage that proposed each of seen_u
 
     def log_post(u: np.ndarray, chi2: float, temper: float = 1.0) -> float:
         return -0.5 * chi2 / temper + objective.log_prior(u)
@@ -549,6 +550,7 @@ def calibrate(
             if progress:
                 progress("initial design", evaluate.count, evaluations)
         seen_u += design
+        seen_stage += ["design"] * len(design)
         history.append({"stage": "design", "evaluations": evaluate.count, "best_chi2": min(chi2s)})
         x0 = design[int(np.argmax([log_post(u, c) for u, c in zip(design, chi2s, strict=True)]))]
         # ---- CMA-ES on minus the log posterior, in unit coordinates
@@ -559,6 +561,7 @@ def calibrate(
             c = evaluate(us)
             es.tell(us, [-log_post(np.asarray(u), ci) for u, ci in zip(us, c, strict=True)])
             seen_u += [np.asarray(u) for u in us]
+            seen_stage += ["cma"] * len(us)
             chi2s += c
             history.append({"stage": "cma", "evaluations": evaluate.count, "best_chi2": min(chi2s)})
             if progress:
@@ -582,6 +585,7 @@ def calibrate(
                 post = [log_post(u, ci, temper) for u, ci in zip(us, c, strict=True)]
                 polish.tell(us, [-p for p in post])
                 seen_u += us
+                seen_stage += ["polish"] * len(us)
                 seen_post += post
                 history.append({"stage": "polish", "evaluations": evaluate.count,
                                 "best_log_posterior": max(seen_post)})  # fmt: skip
@@ -623,7 +627,9 @@ def calibrate(
         picked = picked[draw_order(seed, draws)]
         all_u = seen_u + is_u
         all_post = seen_post + is_post
-        point_u = all_u[int(np.argmax(all_post))]
+        top = int(np.argmax(all_post))
+        point_u = all_u[top]
+        point_stage = (seen_stage + ["amis"] * len(is_u))[top]
     finally:
         evaluate.close()
     point = objective.solved(objective.values(point_u))
@@ -648,6 +654,7 @@ def calibrate(
             "targets": n_targets,
             "free_parameters": d,
             "birge_temper": temper,
+            "point_found_by": point_stage,
             "importance_ess": float(1.0 / np.sum(w**2)),
             "importance_samples": len(is_u),
             "runtime_s": time.perf_counter() - start,
