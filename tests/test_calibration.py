@@ -87,6 +87,26 @@ def test_synthetic_targets_are_met_exactly_at_the_truth():
     assert objective.chi2(away) > 1.0
 
 
+def test_a_start_point_joins_the_initial_design():
+    """``start`` (e.g. the last calibration's point, after a model change) is evaluated in the
+    initial design: started at the truth, 16 evaluations find it exactly; without it they do
+    not come close."""
+    objective = _recovery_objective(pool=30)
+    started = calibrate(objective, evaluations=16, seed=1, draws=4, start=TRUTH)
+    assert started.diagnostics["chi2_at_mode_untempered"] == pytest.approx(0.0, abs=1e-18)
+    assert started.diagnostics["point_found_by"] == "design"
+    assert started.document()["settings"]["start"] == TRUTH
+    plain = calibrate(objective, evaluations=16, seed=1, draws=4)
+    assert plain.diagnostics["chi2_at_mode_untempered"] > 0.5
+    assert plain.document()["settings"]["start"] is None
+    with pytest.raises(KetadurInputError, match="no value") as err:
+        calibrate(objective, evaluations=16, start={"relief_half_max": 1.1})
+    assert err.value.field == "start"
+    with pytest.raises(KetadurInputError) as err:
+        calibrate(objective, evaluations=16, start={**TRUTH, "relief_half_max": 1e6})
+    assert err.value.field == "start.relief_half_max"
+
+
 def test_fixed_schedule_designs_get_the_larger_pool():
     """Cheap fixed-schedule designs are simulated on FIXED_POOL_FACTOR times the pool, adaptive
     ones (SUSTAIN-1's individualised dosing) on the pool itself."""
@@ -301,6 +321,7 @@ def test_phenomena_are_hinges_on_the_typical_patient():
         (["--targets", "nope"], "targets"),
         (["--out", "cal.txt"], "--out"),
         (["--seed", "-1"], "--seed"),
+        (["--start", "no-such-calibration.json"], "--start"),
     ],
 )
 def test_calibrate_cli_rejects_bad_input(args, message, refused):

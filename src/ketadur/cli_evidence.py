@@ -144,6 +144,7 @@ def run_calibrate(
     workers: int,
     targets: list[str] | None,
     phenomena: bool = True,
+    start: Path | None = None,
 ):
     """Check the inputs, calibrate with a progress bar, write the calibration file."""
     import os
@@ -163,6 +164,7 @@ def run_calibrate(
     check_suffix(out, (".json",), "--out")
     check_writable_folder(out, "--out")
     evaluations = evaluations_for(budget_minutes)
+    start_point = _start_point(start) if start is not None else None
     chosen = calibration_targets(targets)
     ids = {t.id for t in chosen}
     objective = Objective(
@@ -180,12 +182,28 @@ def run_calibrate(
             bar.update(task, completed=done, total=total, description=stage)
 
         result = calibrate(
-            objective, evaluations=evaluations, seed=seed, workers=workers, progress=progress
+            objective,
+            evaluations=evaluations,
+            seed=seed,
+            workers=workers,
+            start=start_point,
+            progress=progress,
         )
     write_text_atomic(out, json.dumps(result.document(), indent=1) + "\n")
     _print_calibration(result)
     console.print(f"Calibration written to {out}")
     return result
+
+
+def _start_point(path: Path) -> dict:
+    """The ``point`` of the calibration file at ``path`` (for ``--start``)."""
+    try:
+        point = json.loads(path.read_text())["point"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise KetadurInputError("--start", "is not a readable calibration file", str(path)) from err
+    if not isinstance(point, dict):
+        raise KetadurInputError("--start", "has no parameter point", str(path))
+    return point
 
 
 def _print_calibration(result) -> None:
@@ -248,9 +266,16 @@ def register_calibrate(app: typer.Typer) -> None:
                 "against one, the DUSP6 extension) as soft targets."
             ),
         ] = True,
+        start: Annotated[
+            Path | None,
+            typer.Option(
+                help="Calibration file whose point joins the initial design (e.g. the last "
+                "calibration, after a model change)."
+            ),
+        ] = None,
     ) -> None:
         """Fit the population-level parameters to the published calibration targets."""
         run_calibrate(
             budget_minutes=budget, seed=seed, out=out, pool=pool, workers=workers,
-            targets=targets, phenomena=phenomena,
+            targets=targets, phenomena=phenomena, start=start,
         )  # fmt: skip

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -514,6 +514,7 @@ def calibrate(
     seed: int = 0,
     draws: int = 40,
     workers: int = 1,
+    start: Mapping[str, float] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> CalibrationResult:
     """Fit ``objective``'s free parameters with ``evaluations`` model evaluations in all
@@ -521,10 +522,15 @@ def calibrate(
     draws are kept.
 
     With ``workers`` > 1 candidates are evaluated in spawned processes (a script calling this
-    needs the ``if __name__ == "__main__":`` guard); the result does not depend on ``workers``."""
+    needs the ``if __name__ == "__main__":`` guard); the result does not depend on ``workers``.
+
+    ``start`` (a value for every free parameter, e.g. an earlier calibration's point) joins the
+    prior centre in the initial design, so that a calibration after a model change can begin
+    where the last one ended; it is recorded in the file's settings."""
     if evaluations < 16:
         raise KetadurInputError("evaluations", "must be at least 16", evaluations)
-    start = time.perf_counter()
+    start_u = _start_position(objective.free, start)
+    clock_s = time.perf_counter()
     d = len(objective.free)
     rng = np.random.default_rng([seed, 1])
     evaluate = _Evaluator(objective, workers)
@@ -543,7 +549,9 @@ def calibrate(
         # hypercube and the prior centre
         n_start = POPSIZE * max(1, int(INITIAL_DESIGN_FRACTION * evaluations) // POPSIZE)
         design = [np.array([f.to_unit(f.centre) for f in objective.free])]
-        design += list(qmc.LatinHypercube(d, seed=rng).random(n_start - 1))
+        if start_u is not None:
+            design.append(start_u)
+        design += list(qmc.LatinHypercube(d, seed=rng).random(n_start - len(design)))
         chi2s: list[float] = []
         for i in range(0, len(design), POPSIZE):  # a generation at a time, to show progress
             chi2s += evaluate(design[i : i + POPSIZE])
@@ -645,6 +653,9 @@ def calibrate(
             "fixed_pool_factor": objective.fixed_pool_factor,
             "pool_seed": objective.seed,
             "prior_sd": objective.prior_sd,
+            "start": None
+            if start is None
+            else {f.key: float(start[f.key]) for f in objective.free},
             "targets": [t.id for t in objective.targets],
             "phenomena": [p.id for p in objective.phenomena],
             "solved": {s.key: s.target for s in objective.scaled},
@@ -657,7 +668,7 @@ def calibrate(
             "point_found_by": point_stage,
             "importance_ess": float(1.0 / np.sum(w**2)),
             "importance_samples": len(is_u),
-            "runtime_s": time.perf_counter() - start,
+            "runtime_s": time.perf_counter() - clock_s,
         },
         history=history,
     )
@@ -671,6 +682,28 @@ def _strategy(
     seed = int(rng.integers(1, 2**31 - 1))
     settings = {"bounds": [0.0, 1.0], "popsize": POPSIZE, "seed": seed, "verbose": -9}
     return cma.CMAEvolutionStrategy(list(x0), sigma, {**settings, **options})
+
+
+def _start_position(
+    free: tuple[FreeParameter, ...], start: Mapping[str, float] | None
+) -> np.ndarray | None:
+    """``start`` in unit coordinates, after checking it gives every free parameter a value
+    inside its searched range."""
+    if start is None:
+        return None
+    missing = [f.key for f in free if f.key not in start]
+    if missing:
+        raise KetadurInputError("start", "has no value for these free parameters", missing)
+    for f in free:
+        value = start[f.key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and f.lower <= value <= f.upper):
+            raise KetadurInputError(
+                f"start.{f.key}",
+                f"must be a number in the searched range [{f.lower:g}, {f.upper:g}]",
+                value,
+            )
+    return np.array([f.to_unit(float(start[f.key])) for f in free])
 
 
 def draw_order(seed: int, draws: int) -> np.ndarray:
