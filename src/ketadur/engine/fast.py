@@ -36,7 +36,7 @@ from ketadur.engine.reference import Span
 from ketadur.errors import KetadurInputError
 from ketadur.model import pk
 from ketadur.model.cascade import CascadeConstants
-from ketadur.model.kernels import NONLINEAR_STATES, make_kernels
+from ketadur.model.kernels import NONLINEAR_STATES, SIGNALS, make_kernels
 from ketadur.model.pk import PKConstants
 from ketadur.model.synapse_mood import SynapseConstants
 from ketadur.model.system import INPUT_NAMES, OUTPUTS, STATE_NAMES, CompiledModel, Schedule
@@ -46,7 +46,7 @@ drop_stale_cache(
     [*_MODEL_DIR.glob("*.py"), Path(__file__)],
     [Path(__file__).parent / "__pycache__", _MODEL_DIR / "__pycache__"],
 )
-_K = make_kernels(nb.njit(cache=True))
+_K = make_kernels(nb.njit(cache=True, inline="always"))
 _RHS, _OBSERVE, _SESSION = _K.rhs, _K.observe, _K.session_jump
 
 N_NL = len(NONLINEAR_STATES)
@@ -171,7 +171,7 @@ def _sc(row):
     return SynapseConstants(*to_fixed_tuple(row, _N_SC))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _pk_observe(zs, zr, v, pkc, conc, plasma):
     """Unbound effect-site uM (S-K, R-K, S-NK, R-NK) into ``conc``; plasma ketamine and
     norketamine (ng/mL) into ``plasma``."""
@@ -194,7 +194,7 @@ def _pk_observe(zs, zr, v, pkc, conc, plasma):
     plasma[1] = (nks + nkr) / pkc.v_nk_l * 1000.0 * (pkc.mw_nk / pkc.mw_k)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _exp_phi1(x):
     """exp(x) and phi1(x) = (exp(x) - 1) / x, accurate near 0."""
     if abs(x) < 1e-5:
@@ -203,13 +203,53 @@ def _exp_phi1(x):
     return e, (e - 1.0) / x
 
 
-@nb.njit(cache=True)
-def _pk_advance(zs, zr, lam, w, u, h, zs_out, zr_out):
-    """Exact PK over ``h`` hours with constant IV rates ``u[0]`` (S) and ``u[1]`` (R), mg/h."""
-    for m in range(N_LOCAL):
+@nb.njit(cache=True, inline="always")
+def _pk_advance(zs, zr, lam, w, u, h, adv, n_adv, zs_out, zr_out):
+    """Exact PK of the modes listed in ``adv`` over ``h`` hours with constant IV rates ``u[0]``
+    (S) and ``u[1]`` (R), mg/h."""
+    for k in range(n_adv):
+        m = adv[k]
         e, p1 = _exp_phi1(lam[m] * h)
         zs_out[m] = e * zs[m] + h * p1 * w[m] * u[0]
         zr_out[m] = e * zr[m] + h * p1 * w[m] * u[1]
+
+
+@nb.njit(cache=True, inline="always")
+def _active_modes(zs, zr, v, w, u, adv, obs, zs1, zr1):
+    """List the PK modes that can be nonzero until the next breakpoint (``adv``: some amplitude,
+    or the infusion feeds them) and, of those, the ones the effect-site concentrations see
+    (``obs``); return the two counts. The others (an oral route's depots after an infusion, say)
+    stay exactly zero, so they are set to zero in the stage buffers ``zs1``/``zr1`` and skipped.
+    """
+    infusing = u[0] != 0.0 or u[1] != 0.0
+    n_adv = n_obs = 0
+    for m in range(N_LOCAL):
+        if zs[m] != 0.0 or zr[m] != 0.0 or (infusing and w[m] != 0.0):
+            adv[n_adv] = m
+            n_adv += 1
+            if v[_CEK, m] != 0.0 or v[_CENK, m] != 0.0:
+                obs[n_obs] = m
+                n_obs += 1
+        else:
+            zs1[m] = 0.0
+            zr1[m] = 0.0
+    return n_adv, n_obs
+
+
+@nb.njit(cache=True, inline="always")
+def _mode_conc(zs, zr, v, obs, n_obs, to_um, conc):
+    """Unbound effect-site uM (as :func:`_pk_observe`) from the observed modes."""
+    cks = ckr = cnks = cnkr = 0.0
+    for k in range(n_obs):
+        m = obs[k]
+        cks += v[_CEK, m] * zs[m]
+        ckr += v[_CEK, m] * zr[m]
+        cnks += v[_CENK, m] * zs[m]
+        cnkr += v[_CENK, m] * zr[m]
+    conc[0] = cks * to_um
+    conc[1] = ckr * to_um
+    conc[2] = cnks * to_um
+    conc[3] = cnkr * to_um
 
 
 @nb.njit(cache=True)
@@ -232,11 +272,8 @@ def _drug_present(zs, zr, v, lam, u):
     return False
 
 
-@nb.njit(cache=True)
-def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row):
-    conc = np.empty(4)
-    plasma = np.empty(2)
-    sig = np.empty(10)
+@nb.njit(cache=True, _nrt=False)
+def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row, conc, plasma, sig):
     _pk_observe(zs, zr, v, pkc, conc, plasma)
     _OBSERVE(y, conc, plasma[0], u, cc, sc, sig)
     for c in range(codes.size):
@@ -258,7 +295,7 @@ def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row):
             row[c] = sig[code - 20]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _apply_dose(zs, zr, v_inv, delta):
     for m in range(N_LOCAL):
         ds = 0.0
@@ -270,7 +307,11 @@ def _apply_dose(zs, zr, v_inv, delta):
         zr[m] += dr
 
 
-@nb.njit(cache=True)
+_WORK_SIZE = 10 * N_NL + 5 * N_LOCAL + 13 + len(SIGNALS)
+"""Floats of scratch one patient's integration needs (:func:`_integrate_one`)."""
+
+
+@nb.njit(cache=True, _nrt=False)
 def _integrate_one(
     pkc,
     cc,
@@ -296,27 +337,46 @@ def _integrate_one(
     max_step,
     out,
     y_end,
+    work,
+    iwork,
 ):
     """Integrate one patient from ``t_start`` to ``t_end`` (hours) with the semantics of the
     reference engine's ``integrate_span``: jumps due at ``t_start`` are applied, those due at
     ``t_end`` are not; outputs are right-continuous except at ``t_end``. ``le_t``/``le_points``
-    are the patient's own life events (hours, MADRS points). Returns the number of steps tried,
-    or -1 if the step size collapsed."""
-    y = y0[2 * N_LOCAL :].copy()
-    zs = np.zeros(N_LOCAL)
-    zr = np.zeros(N_LOCAL)
+    are the patient's own life events (hours, MADRS points); ``work`` is scratch of
+    :data:`_WORK_SIZE` floats, ``iwork`` of ``2 * N_LOCAL`` integers. Returns the number of
+    steps tried, or -1 if the step size collapsed.
+
+    Compiled without Numba's reference counting (it allocates nothing): the atomic counts on the
+    arrays passed around the stage loop took about a sixth of the time."""
+    n = N_NL
+    y = work[:n]
+    ys = work[n : 2 * n]
+    dy = work[2 * n : 3 * n]
+    kk = work[3 * n : 10 * n].reshape((7, n))
+    zs = work[10 * n : 10 * n + N_LOCAL]
+    zr = work[10 * n + N_LOCAL : 10 * n + 2 * N_LOCAL]
+    zs1 = work[10 * n + 2 * N_LOCAL : 10 * n + 3 * N_LOCAL]
+    zr1 = work[10 * n + 3 * N_LOCAL : 10 * n + 4 * N_LOCAL]
+    w = work[10 * n + 4 * N_LOCAL : 10 * n + 5 * N_LOCAL]
+    a = 10 * n + 5 * N_LOCAL
+    gw = work[a : a + 7]
+    conc = work[a + 7 : a + 11]
+    plasma = work[a + 11 : a + 13]
+    sig = work[a + 13 : a + 13 + len(SIGNALS)]
+    adv = iwork[:N_LOCAL]
+    obs = iwork[N_LOCAL:]
+    n_adv = n_obs = 0
+    to_um = pkc.fu * 1000.0 / pkc.mw_k
+    for i in range(n):
+        y[i] = y0[2 * N_LOCAL + i]
     for m in range(N_LOCAL):
+        zs[m] = 0.0
+        zr[m] = 0.0
+        w[m] = v_inv[m, _CEN]
         for k in range(N_LOCAL):
             zs[m] += v_inv[m, k] * y0[k]
             zr[m] += v_inv[m, k] * y0[N_LOCAL + k]
-    w = v_inv[:, _CEN].copy()
-    kk = np.empty((7, N_NL))
-    gw = np.empty(7)
-    ys = np.empty(N_NL)
-    zs1 = np.empty(N_LOCAL)
-    zr1 = np.empty(N_LOCAL)
-    conc = np.empty(4)
-    plasma = np.empty(2)
     n_bp = bp_t.size
     b = 0
     for k in range(n_bp):
@@ -348,7 +408,9 @@ def _integrate_one(
         u = bp_u[b]
         fsal = False
         drug = drug or u[0] != 0.0 or u[1] != 0.0
-        if not drug:
+        if drug:
+            n_adv, n_obs = _active_modes(zs, zr, v, w, u, adv, obs, zs1, zr1)
+        else:
             conc[:] = 0.0
         last = b + 1 >= n_bp or bp_t[b + 1] >= t_end
         t_seg = t_end if last else bp_t[b + 1]
@@ -358,7 +420,7 @@ def _integrate_one(
                 i_le += 1
                 fsal = False
             while i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
-                _record(y, zs, zr, v, u, pkc, cc, sc, codes, out[i_out])
+                _record(y, zs, zr, v, u, pkc, cc, sc, codes, out[i_out], conc, plasma, sig)
                 i_out += 1
             if t >= t_seg:
                 break
@@ -375,12 +437,16 @@ def _integrate_one(
                 # Glutamate is integrated in Lawson form (its own first-order loss factored out
                 # exactly), which removes the stiffest rate from the step-size limit; column 0 of
                 # kk holds its remaining drive weighted by exp(k_glutamate * (stage time - t)).
-                for s in range(7):
+                gw[0] = 1.0
+                for s in range(1, 6):
                     gw[s] = exp(cc.k_glutamate * _DP_C[s] * step)
+                gw[6] = gw[5]  # the last two stages share the node c = 1
                 if not fsal:
                     if drug:
-                        _pk_observe(zs, zr, v, pkc, conc, plasma)
-                    _RHS(y, conc, u, cc, sc, kk[0])
+                        _mode_conc(zs, zr, v, obs, n_obs, to_um, conc)
+                    _RHS(y, conc, u, cc, sc, dy)
+                    for i in range(N_NL):
+                        kk[0, i] = dy[i]
                     kk[0, 0] += cc.k_glutamate * y[0]
                 for s in range(1, 7):
                     for i in range(N_NL):
@@ -389,10 +455,17 @@ def _integrate_one(
                             acc += _DP_A[s, j] * kk[j, i]
                         ys[i] = y[i] + step * acc
                     ys[0] /= gw[s]
-                    if drug:
-                        _pk_advance(zs, zr, lam, w, u, _DP_C[s] * step, zs1, zr1)
-                        _pk_observe(zs1, zr1, v, pkc, conc, plasma)
-                    _RHS(ys, conc, u, cc, sc, kk[s])
+                    # Stages 1-4 need only the observed modes; stage 5 (c = 1) advances every
+                    # mode to the step's end, and stage 6 is at the same time.
+                    if drug and s < 5:
+                        _pk_advance(zs, zr, lam, w, u, _DP_C[s] * step, obs, n_obs, zs1, zr1)
+                        _mode_conc(zs1, zr1, v, obs, n_obs, to_um, conc)
+                    elif drug and s == 5:
+                        _pk_advance(zs, zr, lam, w, u, step, adv, n_adv, zs1, zr1)
+                        _mode_conc(zs1, zr1, v, obs, n_obs, to_um, conc)
+                    _RHS(ys, conc, u, cc, sc, dy)
+                    for i in range(N_NL):
+                        kk[s, i] = dy[i]
                     kk[s, 0] = (kk[s, 0] + cc.k_glutamate * ys[0]) * gw[s]
                 err = 0.0
                 for i in range(N_NL):
@@ -406,13 +479,15 @@ def _integrate_one(
                 n_steps += 1
                 if err <= 1.0:
                     t = target if hit else t + step
-                    y[:] = ys
-                    kk[0] = kk[6]
+                    for i in range(N_NL):
+                        y[i] = ys[i]
+                        kk[0, i] = kk[6, i]
                     kk[0, 0] /= gw[6]
                     fsal = True
                     if drug:
-                        zs[:] = zs1
-                        zr[:] = zr1
+                        for m in range(N_LOCAL):
+                            zs[m] = zs1[m]
+                            zr[m] = zr1[m]
                         drug = _drug_present(zs, zr, v, lam, u)
                         if not drug:
                             conc[:] = 0.0
@@ -439,7 +514,8 @@ def _integrate_one(
             xr += v[k, m] * zr[m]
         y_end[k] = xs
         y_end[N_LOCAL + k] = xr
-    y_end[2 * N_LOCAL :] = y
+    for i in range(N_NL):
+        y_end[2 * N_LOCAL + i] = y[i]
     return n_steps
 
 
@@ -501,6 +577,8 @@ def integrate_batch(
             max_step,
             out[i],
             y_end[i],
+            np.empty(_WORK_SIZE),
+            np.empty(2 * N_LOCAL, dtype=np.int64),
         )
 
 
@@ -556,7 +634,7 @@ def _integrate_single(
     return _integrate_one(
         _pkc(pkc_row), _cc(cc_row), _sc(sc_row), lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
         j_value, j_delta, empty, empty, y0, t_start, t_end, t_out, codes, rtol, atol, max_step,
-        out, y_end,
+        out, y_end, np.empty(_WORK_SIZE), np.empty(2 * N_LOCAL, dtype=np.int64),
     )  # fmt: skip
 
 

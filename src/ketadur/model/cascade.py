@@ -16,6 +16,7 @@ DUSP6: 1 at baseline).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -115,8 +116,16 @@ def mtorc1_activity(trkb: float, erk: float, k: CascadeConstants) -> float:
     """mTORC1 activation (0-1) by TrkB (PI3K/Akt) and ERK: a steep sigmoid, so that the burst after
     a dose triggers synaptic protein synthesis while low-level tonic signalling does not."""
     drive = max(trkb, 0.0) + k.mtor_erk_weight * max(erk, 0.0)
-    x = drive**k.mtor_hill
-    return x / (k.mtor_half**k.mtor_hill + x)
+    x = drive / k.mtor_half
+    if k.mtor_hill == math.floor(k.mtor_hill) and k.mtor_hill <= 8.0:
+        # An integer Hill coefficient (the registry's 4) is multiplied out: a general power is
+        # the costliest operation in the fast engine's right-hand side.
+        r = 1.0
+        for _ in range(int(k.mtor_hill)):
+            r *= x
+    else:
+        r = x**k.mtor_hill
+    return r / (1.0 + r)
 
 
 # ------------------------------------------------------------------------------ state derivatives
