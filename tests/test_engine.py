@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ketadur import (
@@ -22,7 +24,8 @@ from ketadur import (
 )
 from ketadur.engine.reference import integrate_span
 from ketadur.model import pk
-from ketadur.model.system import compile_model, compile_schedule
+from ketadur.model.kernels import PYTHON_KERNELS
+from ketadur.model.system import INPUT_NAMES, compile_model, compile_schedule
 from ketadur.regimen import MedicationWindow
 
 
@@ -182,3 +185,40 @@ def test_numba_cache_is_dropped_when_the_model_changes(tmp_path):
     source.write_text("rate = 2.0\n")
     assert drop_stale_cache([source], [cache])
     assert not list(cache.glob("*.nb?"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    y=st.lists(st.floats(0.0, 3.0), min_size=13, max_size=13),
+    conc=st.lists(st.floats(0.0, 20.0), min_size=4, max_size=4),
+    cue=st.sampled_from([0.0, 0.4, 1.0]),
+    inhibitor=st.sampled_from([0.0, 1.0]),
+    lifestyle=st.lists(st.floats(-2.0, 3.0), min_size=2, max_size=2),
+)
+def test_loss_rates_make_each_derivative_affine_in_its_own_state(
+    y, conc, cue, inhibitor, lifestyle
+):
+    """The fast engine solves each state's loss implicitly: f_k = p_k - d_k * y_k, where neither
+    the production p_k nor the rate d_k depends on y_k. Moving y_k must move f_k by exactly
+    -d_k times the change, and d_k must stay put."""
+    kern = PYTHON_KERNELS
+    model = compile_model(Patient())
+    u = np.zeros(len(INPUT_NAMES))
+    u[INPUT_NAMES.index("expectancy_cue")] = cue
+    u[INPUT_NAMES.index("dusp6_inhibitor")] = inhibitor
+    u[INPUT_NAMES.index("exercise_change")] = lifestyle[0]
+    u[INPUT_NAMES.index("sleep_deficit_change")] = lifestyle[1]
+    u[INPUT_NAMES.index("oral_antidepressant")] = 1.0
+    y = np.asarray(y)
+    f0, d0 = np.empty(13), np.empty(13)
+    kern.rhs(y, np.asarray(conc), u, model.cc, model.sc, f0)
+    kern.loss(y, np.asarray(conc), u, model.cc, model.sc, d0)
+    assert np.all(d0 >= -1e-12)
+    for k in range(13):
+        moved = y.copy()
+        moved[k] += 0.37
+        f1, d1 = np.empty(13), np.empty(13)
+        kern.rhs(moved, np.asarray(conc), u, model.cc, model.sc, f1)
+        kern.loss(moved, np.asarray(conc), u, model.cc, model.sc, d1)
+        assert d1[k] == pytest.approx(d0[k], rel=1e-12, abs=1e-15)
+        assert f1[k] - f0[k] == pytest.approx(-d0[k] * 0.37, rel=1e-9, abs=1e-12)
