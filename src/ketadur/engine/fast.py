@@ -10,8 +10,9 @@ Technique (chosen by measurement, see ``docs/benchmarks.md``):
   :mod:`ketadur.model.kernels`); the loss, frozen at each step's start, is the implicit (L-stable)
   part and costs one division per state, the rest is explicit. The stiffness left once the PK is
   exact is in those losses (glutamate ~2.8/h, ERK 1.6-2.1/h in quiet weeks and faster after a
-  dose, BDNF, the acute response), so steps are set by accuracy, not stability. Dormand-Prince 5(4) with glutamate in Lawson form (until 2026-11-22) stayed below
-  about 2 hours there, held by ERK (``docs/benchmarks.md``);
+  dose, BDNF, the acute response), so steps are set by accuracy, not stability. Dormand-Prince
+  5(4) with glutamate in Lawson form (until 2026-11-22) kept steps below about 2 hours in quiet
+  weeks, held by ERK's stability (``docs/benchmarks.md``);
 - the fast signalling states (glutamate, BDNF, ERK, DUSP6) relax towards values set by the slow
   states, so their local errors decay instead of accumulating: their tolerances are 20 times
   looser (:class:`FastSettings`);
