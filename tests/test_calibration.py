@@ -155,8 +155,8 @@ def test_calibration_targets_all_state_an_uncertainty():
 
 
 def test_budget_sets_a_fixed_number_of_evaluations():
-    assert evaluations_for(60) == 473  # the default hour
-    assert evaluations_for(76) == 600  # the shipped calibration's evaluations
+    assert evaluations_for(60) == 900  # the default hour
+    assert evaluations_for(40) == 600  # as many as the shipped calibration's run
     assert evaluations_for(0.01) == 16
     with pytest.raises(KetadurInputError, match="budget"):
         evaluations_for(0)

@@ -48,13 +48,13 @@ from ketadur.protocols.io import load_protocol
 CALIBRATION_VERSION = "2026.11-5"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
-SECONDS_PER_EVALUATION = 7.6
+SECONDS_PER_EVALUATION = 4.0
 """Nominal wall time of one objective evaluation with the default pool on the reference machine
-(2 cores, two workers): converts ``--budget`` minutes into a fixed number of evaluations (473
-for the default hour). Measured there: 600 evaluations took 76 minutes for calibration 2026.11-5
-(7.6 s each; 7.0 s for 2026.11-4, whose importance samples fell in cheaper regions), so the
-shipped file is ``--budget 76`` (it was made as ``--budget 70`` at the former 7.0 s, the same 600
-evaluations). See ``docs/calibration.md``."""
+(2 cores, two workers): converts ``--budget`` minutes into a fixed number of evaluations (900
+for the default hour). Measured there on 2026-11-22, after the fast engine and the observation
+layer got faster: 600 evaluations in 2,140 s (3.6 s each; 7.6 s for calibration 2026.11-5's run
+before those changes). ``--budget 40`` gives 600 evaluations, as many as the shipped file's
+run. See ``docs/calibration.md``."""
 
 DEFAULT_POOL = 100
 """Virtual patients per adaptive design in the objective (SUSTAIN-1, Phillips 2019)."""
