@@ -254,15 +254,23 @@ def _pk_advance(zs, zr, lam, w, u, h, adv, n_adv, zs_out, zr_out):
 
 
 @nb.njit(cache=True, inline="always")
-def _active_modes(zs, zr, v, w, u, adv, obs, zs1, zr1):
-    """List the PK modes that can be nonzero until the next breakpoint (``adv``: some amplitude,
-    or the infusion feeds them) and, of those, the ones the effect-site concentrations see
-    (``obs``); return the two counts. The others (an oral route's depots after an infusion, say)
-    stay exactly zero, so they are set to zero in the stage buffers ``zs1``/``zr1`` and skipped.
-    """
+def _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1):
+    """List the PK modes that can be nonzero over the next step (``adv``: some amplitude, or the
+    infusion feeds them) and, of those, the ones the effect-site concentrations see (``obs``);
+    return the two counts. The others (an oral route's depots after an infusion, say) stay
+    exactly zero, so they are set to zero in the stage buffers ``zs1``/``zr1`` and skipped. A
+    decaying mode no input feeds is dropped (set to zero) once its share of the observed
+    compartments is below 1e-13 mg or mg/L, a tenth of :func:`_drug_present`'s bound for all of
+    them: the effect-site equilibration (~300/h) and distribution modes vanish within hours of an
+    infusion, long before the drug does."""
     infusing = u[0] != 0.0 or u[1] != 0.0
     n_adv = n_obs = 0
     for m in range(N_LOCAL):
+        if not infusing and lam[m] < 0.0:
+            size = abs(v[_CEK, m]) + abs(v[_CENK, m]) + abs(v[_CEN, m]) + abs(v[_NK, m])
+            if size * (abs(zs[m]) + abs(zr[m])) < 1e-13:
+                zs[m] = 0.0  # a decayed mode: below a tenth of _drug_present's bound
+                zr[m] = 0.0
         if zs[m] != 0.0 or zr[m] != 0.0 or (infusing and w[m] != 0.0):
             adv[n_adv] = m
             n_adv += 1
@@ -446,7 +454,7 @@ def _integrate_one(
         u = bp_u[b]
         drug = drug or u[0] != 0.0 or u[1] != 0.0
         if drug:
-            n_adv, n_obs = _active_modes(zs, zr, v, w, u, adv, obs, zs1, zr1)
+            n_adv, n_obs = _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1)
         else:
             conc[:] = 0.0
         last = b + 1 >= n_bp or bp_t[b + 1] >= t_end
@@ -521,6 +529,8 @@ def _integrate_one(
                             zs[m] = zs1[m]
                             zr[m] = zr1[m]
                         drug = _drug_present(zs, zr, v, lam, u)
+                        if drug:
+                            n_adv, n_obs = _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1)
                         if not drug:
                             conc[:] = 0.0
                     # PI step control (Gustafsson), for the embedded method's order 3.
