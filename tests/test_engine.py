@@ -222,3 +222,31 @@ def test_loss_rates_make_each_derivative_affine_in_its_own_state(
         kern.loss(moved, np.asarray(conc), u, model.cc, model.sc, d1)
         assert d1[k] == pytest.approx(d0[k], rel=1e-12, abs=1e-15)
         assert f1[k] - f0[k] == pytest.approx(-d0[k] * 0.37, rel=1e-9, abs=1e-12)
+
+
+def test_the_fast_engines_ark_tableau_has_its_published_orders():
+    """ARK4(3)6L[2]SA: both tableaus consistent with the nodes; the weights of order 4 and the
+    embedded ones of order 3 on every coupled tree of the additive pair (a typo in one of its
+    long rationals breaks one of these)."""
+    from ketadur.engine import fast
+
+    ae, ai, c = fast._ARK_AE, fast._ARK_AI, fast._ARK_C
+    embedded = fast._ARK_B - fast._ARK_E
+    assert np.allclose(ae.sum(axis=1), c, atol=1e-15)
+    assert np.allclose(ai.sum(axis=1), c, atol=1e-15)
+    assert np.all(np.diag(ai)[1:] == fast._ARK_GAMMA) and ai[0, 0] == 0.0
+
+    def residuals(w, order):
+        r = [w.sum() - 1, w @ c - 1 / 2]
+        if order >= 3:
+            r += [w @ c**2 - 1 / 3] + [w @ (a @ c) - 1 / 6 for a in (ae, ai)]
+        if order >= 4:
+            r.append(w @ c**3 - 1 / 4)
+            for a in (ae, ai):
+                r += [w @ (c * (a @ c)) - 1 / 8, w @ (a @ c**2) - 1 / 12]
+                r += [w @ (a @ (b @ c)) - 1 / 24 for b in (ae, ai)]
+        return np.abs(r)
+
+    assert residuals(fast._ARK_B, 4).max() < 1e-14
+    assert residuals(embedded, 3).max() < 1e-14
+    assert residuals(embedded, 4).max() > 1e-4  # the embedded solution is only third order
