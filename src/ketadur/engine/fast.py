@@ -68,6 +68,7 @@ _CEN = pk.PK_LOCAL.index("central")
 _NK = pk.PK_LOCAL.index("norketamine")
 _CEK = pk.PK_LOCAL.index("ce_ketamine")
 _CENK = pk.PK_LOCAL.index("ce_norketamine")
+_ALL_MODES = np.arange(N_LOCAL)
 
 OUTPUT_NAMES: tuple[str, ...] = tuple(OUTPUTS)
 """Outputs the fast engine can report (the same as the reference engine's), in column order."""
@@ -212,29 +213,6 @@ def _sc(row):
 
 
 @nb.njit(cache=True, inline="always")
-def _pk_observe(zs, zr, v, pkc, conc, plasma):
-    """Unbound effect-site uM (S-K, R-K, S-NK, R-NK) into ``conc``; plasma ketamine and
-    norketamine (ng/mL) into ``plasma``."""
-    to_um = pkc.fu * 1000.0 / pkc.mw_k
-    cks = ckr = cnks = cnkr = cens = cenr = nks = nkr = 0.0
-    for m in range(N_LOCAL):
-        cks += v[_CEK, m] * zs[m]
-        ckr += v[_CEK, m] * zr[m]
-        cnks += v[_CENK, m] * zs[m]
-        cnkr += v[_CENK, m] * zr[m]
-        cens += v[_CEN, m] * zs[m]
-        cenr += v[_CEN, m] * zr[m]
-        nks += v[_NK, m] * zs[m]
-        nkr += v[_NK, m] * zr[m]
-    conc[0] = cks * to_um
-    conc[1] = ckr * to_um
-    conc[2] = cnks * to_um
-    conc[3] = cnkr * to_um
-    plasma[0] = (cens + cenr) / pkc.v1_l * 1000.0
-    plasma[1] = (nks + nkr) / pkc.v_nk_l * 1000.0 * (pkc.mw_nk / pkc.mw_k)
-
-
-@nb.njit(cache=True, inline="always")
 def _exp_phi1(x):
     """exp(x) and phi1(x) = (exp(x) - 1) / x, accurate near 0."""
     if abs(x) < 1e-5:
@@ -286,7 +264,9 @@ def _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1):
 
 @nb.njit(cache=True, inline="always")
 def _mode_conc(zs, zr, v, obs, n_obs, to_um, conc):
-    """Unbound effect-site uM (as :func:`_pk_observe`) from the observed modes."""
+    """Unbound effect-site uM (S-K, R-K, S-NK, R-NK) into ``conc`` from the ``n_obs`` modes
+    listed in ``obs`` (the others being zero); ``to_um`` converts mg/L of ketamine to uM
+    unbound."""
     cks = ckr = cnks = cnkr = 0.0
     for k in range(n_obs):
         m = obs[k]
@@ -298,6 +278,21 @@ def _mode_conc(zs, zr, v, obs, n_obs, to_um, conc):
     conc[1] = ckr * to_um
     conc[2] = cnks * to_um
     conc[3] = cnkr * to_um
+
+
+@nb.njit(cache=True, inline="always")
+def _pk_observe(zs, zr, v, pkc, conc, plasma):
+    """Unbound effect-site uM (S-K, R-K, S-NK, R-NK) into ``conc``; plasma ketamine and
+    norketamine (ng/mL) into ``plasma``."""
+    _mode_conc(zs, zr, v, _ALL_MODES, N_LOCAL, pkc.fu * 1000.0 / pkc.mw_k, conc)
+    cens = cenr = nks = nkr = 0.0
+    for m in range(N_LOCAL):
+        cens += v[_CEN, m] * zs[m]
+        cenr += v[_CEN, m] * zr[m]
+        nks += v[_NK, m] * zs[m]
+        nkr += v[_NK, m] * zr[m]
+    plasma[0] = (cens + cenr) / pkc.v1_l * 1000.0
+    plasma[1] = (nks + nkr) / pkc.v_nk_l * 1000.0 * (pkc.mw_nk / pkc.mw_k)
 
 
 @nb.njit(cache=True)
