@@ -22,6 +22,7 @@ from ketadur import (
     single_infusion,
     six_infusions,
 )
+from ketadur.engine.fast import FastSettings
 from ketadur.engine.reference import integrate_span
 from ketadur.model import pk
 from ketadur.model.kernels import PYTHON_KERNELS
@@ -148,6 +149,8 @@ def test_invalid_inputs_name_the_field():
         simulate(single_infusion(), t_end_days=5.0, output_days=[10.0])
     with pytest.raises(KetadurInputError, match=r"solver\.rtol"):
         SolverSettings(rtol=2.0)
+    with pytest.raises(KetadurInputError, match=r"fast\.uncontrolled.*'potentiation'"):
+        FastSettings(uncontrolled=("potentiation",))
     with pytest.raises(ValidationError, match="exactly one of dose_mg_per_kg or dose_mg"):
         Dose(day=0.0)
     with pytest.raises(ValidationError, match="infusion_minutes applies to the iv route"):
