@@ -5,16 +5,22 @@
 (a) patient-years per second of the fast engine for N patients x D days of six-infusion induction
     followed by weekly maintenance; (b) the first M patients (``--roadrunner-patients``, default
     1000) simulated by libRoadRunner from the exported SBML (``ketadur export-sbml``), the ratio of
-    the two engines' patient-years per second, and the largest MADRS difference between them;
-    (c) the process's peak memory (resident set). Patients' life events are switched off so that
-one exported SBML serves every patient (they are events, not parameters).
-"""
+    the two engines' patient-years per second, and the largest MADRS difference between them.
+    CVODE runs at the fast engine's own tolerances by default (``--roadrunner-rtol``,
+    ``--roadrunner-atol``), and both engines' largest MADRS difference from the reference engine
+    on the first K patients (``--reference-patients``, default 10) is printed, so that the speeds
+    are compared at a stated accuracy; (c) the process's peak memory (resident set). Patients'
+    life events are switched off so that one exported SBML serves every patient (they are
+    events, not parameters)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import resource
+import sys
 import time
 
 import numpy as np
@@ -65,19 +71,55 @@ def induction_weekly(days: float):
     )
 
 
-def roadrunner_run(protocol, population, args, fast: pd.DataFrame) -> tuple[float, float]:
-    """Patient-years/s of libRoadRunner on the exported SBML, the largest MADRS difference from
-    the fast engine's results ``fast`` for the same patients, and how many patients CVODE could
-    not finish."""
+@contextlib.contextmanager
+def _quiet_native_output():
+    """Silence what native code writes to the process's stdout and stderr: CVODE prints a
+    warning at every event time that ``roadrunner.Logger`` does not filter (thousands of lines
+    for a year of weekly doses)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def reference_madrs(protocol, patients, days: float) -> list[np.ndarray]:
+    """Daily MADRS of ``patients`` by the reference engine (SciPy, rtol 1e-8): the yardstick
+    both engines' accuracy is measured against."""
+    from ketadur.engine.reference import simulate
+    from ketadur.protocols.schedule import fixed_regimen
+
+    regimen = fixed_regimen(protocol, protocol.arms[0])
+    out_days = np.arange(0.0, days + 1.0)
+    return [
+        simulate(regimen, p, t_end_days=days, output_days=out_days).table["madrs"].to_numpy()
+        for p in patients
+    ]
+
+
+def roadrunner_run(protocol, population, args, fast: pd.DataFrame) -> dict[str, float]:
+    """libRoadRunner on the exported SBML, with CVODE at ``--roadrunner-rtol``/``-atol``:
+    patient-years/s, the largest MADRS difference from the fast engine's results ``fast``, how
+    many patients CVODE could not finish, and the largest MADRS difference of each engine from
+    the reference engine on the first ``--reference-patients`` (the accuracy the speeds are
+    compared at)."""
     import roadrunner
 
     from ketadur.engine.sbml import patient_values, protocol_sbml
     from ketadur.population.table import patient_of, validate_population
 
-    roadrunner.Logger.setLevel(roadrunner.Logger.LOG_ERROR)  # CVODE's notes at event times
+    roadrunner.Logger.setLevel(roadrunner.Logger.LOG_ERROR)
     rr = roadrunner.RoadRunner(protocol_sbml(protocol))
-    rr.integrator.relative_tolerance = 1e-6
-    rr.integrator.absolute_tolerance = 1e-9
+    rr.integrator.relative_tolerance = args.roadrunner_rtol
+    rr.integrator.absolute_tolerance = args.roadrunner_atol
     rr.integrator.setValue("maximum_num_steps", 1_000_000)
     rr.timeCourseSelections = ["time", "madrs"]
     times_h = np.arange(0.0, args.days + 1.0) * 24.0
@@ -86,19 +128,34 @@ def roadrunner_run(protocol, population, args, fast: pd.DataFrame) -> tuple[floa
     table = validate_population(population.iloc[: args.roadrunner_patients])
     rows = [patient_of(row) for _, row in table.iterrows()]
     failed = 0
-    for patient in rows:
-        for name, value in patient_values(patient).items():
-            rr[name] = value
-        rr.reset()
-        try:
-            madrs = rr.simulate(times=times_h)[:, 1]
-        except RuntimeError:  # CVODE gave up on this patient at these tolerances
-            failed += 1
-            continue
-        mine = fast.loc[fast["subject_id"] == patient.subject_id, "madrs"].to_numpy()
-        worst = max(worst, float(np.abs(madrs - mine).max()))
+    theirs: dict[str, np.ndarray] = {}
+    with _quiet_native_output():
+        for patient in rows:
+            for name, value in patient_values(patient).items():
+                rr[name] = value
+            rr.reset()
+            try:
+                theirs[patient.subject_id] = rr.simulate(times=times_h)[:, 1]
+            except RuntimeError:  # CVODE gave up on this patient at these tolerances
+                failed += 1
     elapsed = time.perf_counter() - start
-    return len(rows) * args.days / 365.25 / elapsed, worst, failed
+    mine = {s: g["madrs"].to_numpy() for s, g in fast.groupby("subject_id", sort=False)}
+    for subject, madrs in theirs.items():
+        worst = max(worst, float(np.abs(madrs - mine[subject]).max()))
+    checked = rows[: args.reference_patients]
+    reference = reference_madrs(protocol, checked, args.days)
+    fast_error = rr_error = 0.0
+    for patient, ref in zip(checked, reference, strict=True):
+        fast_error = max(fast_error, float(np.abs(mine[patient.subject_id] - ref).max()))
+        if patient.subject_id in theirs:
+            rr_error = max(rr_error, float(np.abs(theirs[patient.subject_id] - ref).max()))
+    return {
+        "rate": len(rows) * args.days / 365.25 / elapsed,
+        "worst": worst,
+        "failed": failed,
+        "fast_error": fast_error,
+        "rr_error": rr_error,
+    }
 
 
 def main() -> None:
@@ -108,6 +165,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=2000)
     parser.add_argument("--roadrunner-patients", type=int, default=1000)
+    parser.add_argument("--roadrunner-rtol", type=float, default=FastSettings().rtol)
+    parser.add_argument("--roadrunner-atol", type=float, default=FastSettings().atol)
+    parser.add_argument("--reference-patients", type=int, default=10)
     args = parser.parse_args()
     protocol = induction_weekly(args.days)
     settings = FastSettings()
@@ -140,12 +200,18 @@ def main() -> None:
     )
     fast_rate = years / (end - drawn)
     if args.roadrunner_patients > 0:
-        rr_rate, worst, failed = roadrunner_run(protocol, population, args, pd.concat(first))
+        rr = roadrunner_run(protocol, population, args, pd.concat(first))
         print(
-            f"(b) libRoadRunner (CVODE, rtol 1e-6, atol 1e-9): {rr_rate:.2f} patient-years/s on "
+            f"(b) libRoadRunner (CVODE, rtol {args.roadrunner_rtol:g}, atol "
+            f"{args.roadrunner_atol:g}): {rr['rate']:.2f} patient-years/s on "
             f"{args.roadrunner_patients} patients; fast engine / libRoadRunner = "
-            f"{fast_rate / rr_rate:.1f}x; max MADRS difference {worst:.2g} points; "
-            f"{failed} patients stopped by CVODE (too much accuracy requested)"
+            f"{fast_rate / rr['rate']:.1f}x; max MADRS difference {rr['worst']:.2g} points; "
+            f"{rr['failed']} patients stopped by CVODE"
+        )
+        print(
+            f"    accuracy, largest MADRS difference from the reference engine on the first "
+            f"{args.reference_patients} patients: fast engine {rr['fast_error']:.2g}, "
+            f"libRoadRunner {rr['rr_error']:.2g} points"
         )
     print(f"(c) peak memory (resident): {peak_mib:.0f} MiB")
     print(pd.Series({"patient_years_per_s": years / (end - drawn)}).to_string())
