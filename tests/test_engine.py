@@ -151,6 +151,8 @@ def test_invalid_inputs_name_the_field():
         SolverSettings(rtol=2.0)
     with pytest.raises(KetadurInputError, match=r"fast\.uncontrolled.*'potentiation'"):
         FastSettings(uncontrolled=("potentiation",))
+    with pytest.raises(KetadurInputError, match=r"fast\.atol_by_state\.acute"):
+        FastSettings(atol_by_state=(("acute", 0.0),))
     with pytest.raises(ValidationError, match="exactly one of dose_mg_per_kg or dose_mg"):
         Dose(day=0.0)
     with pytest.raises(ValidationError, match="infusion_minutes applies to the iv route"):
