@@ -53,7 +53,7 @@ drop_stale_cache(
     [Path(__file__).parent / "__pycache__", _MODEL_DIR / "__pycache__"],
 )
 _K = make_kernels(nb.njit(cache=True, error_model="numpy", inline="always"))
-_RHS, _OBSERVE, _SESSION, _RHS_LOSS = _K.rhs, _K.observe, _K.session_jump, _K.rhs_and_loss
+_RHS, _OBSERVE, _SESSION, _LOSS = _K.rhs, _K.observe, _K.session_jump, _K.loss
 
 N_NL = len(NONLINEAR_STATES)
 SIGNAL_STATES = NONLINEAR_STATES[:4]
@@ -501,16 +501,17 @@ def _integrate_one(
                 h_try = min(h, max_step)
                 hit = t + h_try >= target
                 step = target - t if hit else h_try
-                # ARK4(3)6L[2]SA: each state's own first-order loss (``_RHS_LOSS``, frozen at the
+                # ARK4(3)6L[2]SA: each state's own first-order loss (``_LOSS``, frozen at the
                 # step's start) is the implicit part, solved per state by one division; the
                 # rest of the right-hand side is the explicit part. kf holds the full
                 # right-hand side at each stage, kz the stage values.
                 if drug:
                     _mode_conc(zs, zr, v, obs, n_obs, to_um, conc)
-                _RHS_LOSS(y, conc, u, cc, sc, kf[0], dl)
+                _LOSS(y, conc, u, cc, sc, dl)
                 for i in range(N_NL):
                     dl[i] = max(dl[i], 0.0)
                     kz[0, i] = y[i]
+                _RHS(y, conc, u, cc, sc, kf[0])
                 for s in range(1, 6):
                     for i in range(N_NL):
                         acc = 0.0

@@ -55,15 +55,14 @@ class Kernels(NamedTuple):
     inputs ``u``, and returns (mTORC1, decay multiplier).
     ``observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out)`` fills ``out`` with
     :data:`SIGNALS`. ``session_jump(consolidated, potentiation, weight, sc)`` is the therapy
-    jump. ``rhs_and_loss(y, conc_um, u, cc, sc, dy, d)`` fills ``dy`` as ``rhs`` does and ``d``
-    (per hour) with each state's first-order loss rate: every state's derivative is a production
-    that does not depend on the state itself, minus ``d`` times the state (the fast engine treats
-    that part implicitly)."""
+    jump. ``loss(y, conc_um, u, cc, sc, d)`` fills ``d`` (per hour) with each state's first-order
+    loss rate: every state's derivative is a production that does not depend on the state itself,
+    minus ``d`` times the state (the fast engine treats that part implicitly)."""
 
     rhs: Callable
     observe: Callable
     session_jump: Callable
-    rhs_and_loss: Callable
+    loss: Callable
 
 
 def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
@@ -93,21 +92,14 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
     plasma_bdnf = jit(syn.plasma_bdnf)
     session_jump = jit(syn.session_consolidation)
 
-    @jit
-    def drives(y, conc_um, u, cc, sc):
-        """The algebraic signals every derivative reads: occupancy, AMPA, TrkB, mTORC1 and
-        the structural decay multiplier."""
+    def rhs(y, conc_um, u, cc, sc, dy):
         occ = occupancy(conc_um[0], conc_um[1], conc_um[2], conc_um[3], cc)
-        ampa = ampa_throughput(y[0], y[4], cc)
-        trkb = trkb_activation(y[1], cc)
-        mtor = mtorc1_activity(trkb, y[2], cc)
-        rate = decay_rate(y[2], y[7], u[4], u[3], sc)
-        return occ, ampa, trkb, mtor, rate
-
-    @jit
-    def derivatives(y, occ, ampa, trkb, mtor, rate, u, cc, sc, dy):
         glu, bdnf, erk, dusp6 = y[0], y[1], y[2], y[3]
         pot, struc, stab, homeo, tol, cons, situ = y[4], y[5], y[6], y[7], y[8], y[9], y[10]
+        ampa = ampa_throughput(glu, pot, cc)
+        trkb = trkb_activation(bdnf, cc)
+        mtor = mtorc1_activity(trkb, erk, cc)
+        rate = decay_rate(erk, homeo, u[4], u[3], sc)
         dy[0] = d_glutamate(glu, occ, tol, cc)
         dy[1] = d_bdnf(bdnf, ampa, struc, u[3], u[5], cc)
         dy[2] = d_erk(erk, trkb, dusp6, u[2], cc)
@@ -121,10 +113,6 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         dy[10] = d_situational(situ, sc)
         dy[11] = d_expectancy(y[11], u[6], sc)
         dy[12] = d_acute(y[12], occ, cc.trkb_present, sc)
-
-    def rhs(y, conc_um, u, cc, sc, dy):
-        occ, ampa, trkb, mtor, rate = drives(y, conc_um, u, cc, sc)
-        derivatives(y, occ, ampa, trkb, mtor, rate, u, cc, sc, dy)
         return mtor, rate
 
     def observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out):
@@ -144,13 +132,16 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         out[8] = sbp(plasma_ketamine_ng_per_ml, sc)
         out[9] = plasma_bdnf(bdnf, sc)
 
-    def rhs_and_loss(y, conc_um, u, cc, sc, dy, d):
+    def loss(y, conc_um, u, cc, sc, d):
         # Each derivative is affine in its own state, f = p - d * y, so d = f(y=0) - f(y=1):
-        # the model's own functions give the rates, with nothing written twice. The drives are
-        # computed once for both.
-        occ, ampa, trkb, mtor, rate = drives(y, conc_um, u, cc, sc)
-        derivatives(y, occ, ampa, trkb, mtor, rate, u, cc, sc, dy)
-        erk, dusp6, pot, struc, tol = y[2], y[3], y[4], y[5], y[8]
+        # the model's own functions give the rates, with nothing written twice.
+        occ = occupancy(conc_um[0], conc_um[1], conc_um[2], conc_um[3], cc)
+        glu, bdnf, erk, dusp6 = y[0], y[1], y[2], y[3]
+        pot, struc, homeo, tol = y[4], y[5], y[7], y[8]
+        ampa = ampa_throughput(glu, pot, cc)
+        trkb = trkb_activation(bdnf, cc)
+        mtor = mtorc1_activity(trkb, erk, cc)
+        rate = decay_rate(erk, homeo, u[4], u[3], sc)
         d[0] = d_glutamate(0.0, occ, tol, cc) - d_glutamate(1.0, occ, tol, cc)
         d[1] = d_bdnf(0.0, ampa, struc, u[3], u[5], cc) - d_bdnf(1.0, ampa, struc, u[3], u[5], cc)
         d[2] = d_erk(0.0, trkb, dusp6, u[2], cc) - d_erk(1.0, trkb, dusp6, u[2], cc)
@@ -158,14 +149,14 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         d[4] = d_potentiation(0.0, mtor, sc) - d_potentiation(1.0, mtor, sc)
         d[5] = d_structural(0.0, pot, rate, sc) - d_structural(1.0, pot, rate, sc)
         d[6] = d_stabilised(0.0, struc, erk, rate, sc) - d_stabilised(1.0, struc, erk, rate, sc)
-        d[7] = d_homeostasis(0.0, y[0], sc) - d_homeostasis(1.0, y[0], sc)
+        d[7] = d_homeostasis(0.0, glu, sc) - d_homeostasis(1.0, glu, sc)
         d[8] = d_tolerance(0.0, occ, sc) - d_tolerance(1.0, occ, sc)
         d[9] = d_consolidated(0.0, sc) - d_consolidated(1.0, sc)
         d[10] = d_situational(0.0, sc) - d_situational(1.0, sc)
         d[11] = d_expectancy(0.0, u[6], sc) - d_expectancy(1.0, u[6], sc)
         d[12] = d_acute(0.0, occ, cc.trkb_present, sc) - d_acute(1.0, occ, cc.trkb_present, sc)
 
-    return Kernels(jit(rhs), jit(observe), session_jump, jit(rhs_and_loss))
+    return Kernels(jit(rhs), jit(observe), session_jump, jit(loss))
 
 
 PYTHON_KERNELS = make_kernels(lambda f: f)
