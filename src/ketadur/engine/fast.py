@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import exp
 from pathlib import Path
+from types import MappingProxyType
 
 import numba as nb
 import numpy as np
@@ -52,7 +53,11 @@ drop_stale_cache(
     [*_MODEL_DIR.glob("*.py"), Path(__file__)],
     [Path(__file__).parent / "__pycache__", _MODEL_DIR / "__pycache__"],
 )
-_K = make_kernels(nb.njit(cache=True, error_model="numpy", inline="always"))
+_JIT = MappingProxyType({"cache": True, "error_model": "numpy"})
+"""Numba options of every kernel here. NumPy's error model: a division by zero gives inf or nan,
+which the step control rejects until the patient is reported as failed, instead of raising inside
+a parallel batch and losing every patient of it."""
+_K = make_kernels(nb.njit(**_JIT, inline="always"))
 _RHS, _OBSERVE, _SESSION, _LOSS = _K.rhs, _K.observe, _K.session_jump, _K.loss
 
 N_NL = len(NONLINEAR_STATES)
@@ -175,8 +180,8 @@ class FastSettings:
     ``atol`` for the states named (a vector tolerance, as CVODE takes one): the acute response
     (0-1) decays to nothing within a day of each dose, and tracking its tail to 1e-7 set most
     steps of the first days after a dose; 1e-5 of it is about 1e-4 MADRS points. The defaults
-    meet the 1e-3
-    agreement with the reference engine on every library arm (``docs/benchmarks.md`` has the
+    meet the 1e-3 agreement with the reference engine on every library arm (worst 7.7e-4 over
+    200 patients per arm, the DUSP6 inhibitor arms; ``docs/benchmarks.md`` has the
     measurements)."""
 
     rtol: float = 1e-4
@@ -222,22 +227,22 @@ class FastSettings:
 # ------------------------------------------------------------------------------------ kernels
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**_JIT)
 def _pkc(row):
     return PKConstants(*to_fixed_tuple(row, _N_PKC))
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**_JIT)
 def _cc(row):
     return CascadeConstants(*to_fixed_tuple(row, _N_CC))
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**_JIT)
 def _sc(row):
     return SynapseConstants(*to_fixed_tuple(row, _N_SC))
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**_JIT, inline="always")
 def _exp_phi1(x):
     """exp(x) and phi1(x) = (exp(x) - 1) / x, accurate near 0."""
     if abs(x) < 1e-5:
@@ -246,7 +251,7 @@ def _exp_phi1(x):
     return e, (e - 1.0) / x
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**_JIT, inline="always")
 def _pk_advance(zs, zr, lam, w, u, h, adv, n_adv, zs_out, zr_out):
     """Exact PK of the modes listed in ``adv`` over ``h`` hours with constant IV rates ``u[0]``
     (S) and ``u[1]`` (R), mg/h."""
@@ -257,7 +262,7 @@ def _pk_advance(zs, zr, lam, w, u, h, adv, n_adv, zs_out, zr_out):
         zr_out[m] = e * zr[m] + h * p1 * w[m] * u[1]
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**_JIT, inline="always")
 def _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1):
     """List the PK modes that can be nonzero over the next step (``adv``: some amplitude, or the
     infusion feeds them) and, of those, the ones the effect-site concentrations see (``obs``);
@@ -287,7 +292,7 @@ def _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1):
     return n_adv, n_obs
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**_JIT, inline="always")
 def _mode_conc(zs, zr, v, obs, n_obs, to_um, conc):
     """Unbound effect-site uM (S-K, R-K, S-NK, R-NK) into ``conc`` from the ``n_obs`` modes
     listed in ``obs`` (the others being zero); ``to_um`` converts mg/L of ketamine to uM
@@ -305,7 +310,7 @@ def _mode_conc(zs, zr, v, obs, n_obs, to_um, conc):
     conc[3] = cnkr * to_um
 
 
-@nb.njit(cache=True, error_model="numpy", inline="always")
+@nb.njit(**_JIT, inline="always")
 def _pk_observe(zs, zr, v, pkc, conc, plasma):
     """Unbound effect-site uM (S-K, R-K, S-NK, R-NK) into ``conc``; plasma ketamine and
     norketamine (ng/mL) into ``plasma``."""
@@ -320,7 +325,7 @@ def _pk_observe(zs, zr, v, pkc, conc, plasma):
     plasma[1] = (nks + nkr) / pkc.v_nk_l * 1000.0 * (pkc.mw_nk / pkc.mw_k)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**_JIT)
 def _drug_present(zs, zr, v, lam, u):
     """False once no IV input runs and every decaying PK mode is negligible (< 1e-12 mg or mg/L
     in any observed compartment); those modes are then set to zero so PK work can be skipped."""
@@ -340,7 +345,7 @@ def _drug_present(zs, zr, v, lam, u):
     return False
 
 
-@nb.njit(cache=True, error_model="numpy", _nrt=False)
+@nb.njit(**_JIT, _nrt=False)
 def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row, conc, plasma, sig):
     _pk_observe(zs, zr, v, pkc, conc, plasma)
     _OBSERVE(y, conc, plasma[0], u, cc, sc, sig)
@@ -363,7 +368,7 @@ def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row, conc, plasma, sig):
             row[c] = sig[code - 20]
 
 
-@nb.njit(cache=True, error_model="numpy", _nrt=False)
+@nb.njit(**_JIT, _nrt=False)
 def _apply_dose(zs, zr, v_inv, delta):
     for m in range(N_LOCAL):
         ds = 0.0
@@ -379,7 +384,7 @@ _WORK_SIZE = 15 * N_NL + 5 * N_LOCAL + 6 + len(SIGNALS)
 """Floats of scratch one patient's integration needs (:func:`_integrate_one`)."""
 
 
-@nb.njit(cache=True, error_model="numpy", _nrt=False)
+@nb.njit(**_JIT, _nrt=False)
 def _integrate_one(
     pkc,
     cc,
@@ -416,10 +421,7 @@ def _integrate_one(
     steps tried, or -1 if the step size collapsed.
 
     Compiled without Numba's reference counting (it allocates nothing): the atomic counts on the
-    arrays passed around the stage loop took about a sixth of the time. Every kernel here uses
-    NumPy's error model: a division by zero gives inf or nan, which the step control rejects
-    until the patient is reported as failed, instead of raising inside the parallel batch and
-    losing every patient of it (results otherwise bit-identical, about 2 % faster)."""
+    arrays passed around the stage loop took about a sixth of the time."""
     n = N_NL
     y = work[:n]
     ys = work[n : 2 * n]
@@ -584,7 +586,7 @@ def _integrate_one(
     return n_steps
 
 
-@nb.njit(cache=True, error_model="numpy", parallel=True)
+@nb.njit(**_JIT, parallel=True)
 def integrate_batch(
     pkc_rows,
     cc_rows,
@@ -687,7 +689,7 @@ def inputs_at(arrays: dict[str, NDArray], t_out_h: NDArray, t_end_h: float) -> N
     return arrays["bp_u"][np.maximum(idx, 0)].T
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(**_JIT)
 def _integrate_single(
     pkc_row, cc_row, sc_row, lam, v, v_inv, bp_t, bp_u, jptr, j_kind, j_value, j_delta,
     y0, t_start, t_end, t_out, codes, rtol, atol, max_step, out, y_end,
