@@ -12,6 +12,7 @@ from ketadur.engine.agreement import compare_arm
 from ketadur.engine.population import simulate_population, write_chunks
 from ketadur.errors import KetadurInputError
 from ketadur.model.parameters import REGISTRY
+from ketadur.population import generate
 from ketadur.population.generate import generate_population
 from ketadur.population.presets import PRESETS
 from ketadur.population.table import read_population, validate_population, write_table
@@ -173,3 +174,11 @@ def test_a_two_worker_dask_cluster_gives_the_single_process_result_bit_for_bit()
         single = pd.concat(simulate_population(protocol, pop, seed=5), ignore_index=True)
         spread = simulate_population_distributed(protocol, pop, shards=3, n_workers=2, seed=5)
         pd.testing.assert_frame_equal(single, spread, check_exact=True)
+
+
+def test_population_drawn_in_blocks_equals_one_block(monkeypatch):
+    """Rows become a table a block at a time (bounded memory); the table must not change."""
+    whole = generate_population("trd-adults", 23, seed=4, start=3)
+    monkeypatch.setattr(generate, "_BLOCK_PATIENTS", 5)
+    blocked = generate_population("trd-adults", 23, seed=4, start=3)
+    pd.testing.assert_frame_equal(blocked, whole, check_exact=True)
