@@ -92,8 +92,8 @@ def _quiet_native_output():
 
 
 def reference_madrs(protocol, patients, days: float) -> list[np.ndarray]:
-    """Daily MADRS of ``patients`` by the reference engine (SciPy, rtol 1e-8): the yardstick
-    both engines' accuracy is measured against."""
+    """Daily MADRS of ``patients`` by the reference engine (SciPy LSODA at its default rtol
+    1e-7): the yardstick both engines' accuracy is measured against."""
     from ketadur.engine.reference import simulate
     from ketadur.protocols.schedule import fixed_regimen
 
