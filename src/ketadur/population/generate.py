@@ -138,7 +138,7 @@ def generate_population(
             row.update(_patient(chosen, np.random.default_rng([seed, i]), names, chol, typical))
             rows.append(row)
         blocks.append(pd.DataFrame(rows))
-    return blocks[0] if len(blocks) == 1 else pd.concat(blocks, ignore_index=True)
+    return pd.concat(blocks, ignore_index=True)
 
 
 def generate_replicates(
