@@ -16,6 +16,7 @@ from ketadur.population import generate
 from ketadur.population.generate import generate_population
 from ketadur.population.presets import PRESETS
 from ketadur.population.table import read_population, validate_population, write_table
+from ketadur.population.typical import ODDS_IIV, PopulationParameters
 from ketadur.protocols.io import library_names, load_protocol
 
 
@@ -182,3 +183,29 @@ def test_population_drawn_in_blocks_equals_one_block(monkeypatch):
     monkeypatch.setattr(generate, "_BLOCK_PATIENTS", 5)
     blocked = generate_population("trd-adults", 23, seed=4, start=3)
     pd.testing.assert_frame_equal(blocked, whole, check_exact=True)
+
+
+def test_a_fraction_with_odds_iiv_is_logit_normal():
+    """The refractory fraction's odds are log-normal: their log has the declared spread, and a
+    large CV puts patients near both ends of (0, 1) rather than on the range's upper bound."""
+    name = "madrs_refractory_fraction"
+    assert name in ODDS_IIV
+    typical = 0.1
+    for cv, sd_tol in ((0.3, 0.02), (20.0, 0.15)):
+        params = PopulationParameters(typical={name: typical}, cv={name: cv}, label="test")
+        x = generate_population("trd-adults", 4000, seed=6, parameters=params)[name].to_numpy()
+        logit = np.log(x / (1 - x))
+        sigma = np.sqrt(np.log1p(cv**2))
+        assert abs(np.median(logit) - np.log(typical / (1 - typical))) < 0.1 * sigma
+        assert abs(logit.std() - sigma) < sd_tol * sigma
+    # CV 20 (logit SD 2.45): about a fifth above one half, the rest mostly well below it
+    assert 0.15 < np.mean(x > 0.5) < 0.25
+    assert np.mean(x < 0.1) > 0.45
+
+
+def test_odds_cv_may_exceed_the_log_normal_limit():
+    PopulationParameters(cv={"madrs_refractory_fraction": 50.0})
+    with pytest.raises(KetadurInputError, match=r"cv\.relief_half_max"):
+        PopulationParameters(cv={"relief_half_max": 50.0})
+    with pytest.raises(KetadurInputError, match=r"cv\.madrs_refractory_fraction"):
+        PopulationParameters(cv={"madrs_refractory_fraction": 101.0})

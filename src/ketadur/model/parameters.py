@@ -766,11 +766,12 @@ _PARAMETERS: tuple[Parameter, ...] = (
         "madrs_refractory_fraction",
         0.1,
         "1",
-        (0.0, 0.9),
+        (0.0, 0.99),
         "symptoms",
         "Fraction of the core MADRS that no amount of relief removes (symptoms refractory to "
-        "the glutamatergic mechanism). It varies between patients: where it is large, a patient "
-        "does not respond however many infusions are given.",
+        "the glutamatergic mechanism). It varies between patients, logit-normally (its odds are "
+        "log-normal): where it is large, a patient does not respond however many infusions are "
+        "given.",
         "assumed",
         _TO_CALIBRATE + "; about 30-40 % of treatment-resistant patients do not respond to six "
         "infusions (response 70.8 %, Murrough JW et al. Biol Psychiatry 2013;74:250-256; 59 %, "

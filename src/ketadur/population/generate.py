@@ -12,7 +12,7 @@ import pandas as pd
 from ketadur.errors import KetadurInputError
 from ketadur.model.parameters import REGISTRY
 from ketadur.population.presets import DEFAULT_PRESET, LogNormal, Preset, TruncNormal, get_preset
-from ketadur.population.typical import PopulationParameters, calibrated
+from ketadur.population.typical import ODDS_IIV, PopulationParameters, calibrated
 
 HORIZON_DAYS = 3650.0
 """Life events are drawn over ten years, the longest simulation the engines accept."""
@@ -89,7 +89,11 @@ def _patient(
     eta = chol @ rng.standard_normal(len(names))
     row.update(typical)
     for name, e in zip(names, eta, strict=True):
-        row[name] = typical[name] * float(np.exp(e))
+        if name in ODDS_IIV:
+            odds = typical[name] / (1.0 - typical[name]) * float(np.exp(e))
+            row[name] = odds / (1.0 + odds)
+        else:
+            row[name] = typical[name] * float(np.exp(e))
     row["k10_per_min"] *= (weight / 70.0) ** preset.weight_exponent_k10
     for name in [*names, "k10_per_min"]:
         p = REGISTRY[name]
