@@ -45,7 +45,7 @@ from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 from ketadur.protocols.io import load_protocol
 
-CALIBRATION_VERSION = "2026.11-5"
+CALIBRATION_VERSION = "2026.12-1"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
 SECONDS_PER_EVALUATION = 4.0
@@ -53,8 +53,8 @@ SECONDS_PER_EVALUATION = 4.0
 (2 cores, two workers): converts ``--budget`` minutes into a fixed number of evaluations (900
 for the default hour). Measured there on 2026-11-22, after the fast engine and the observation
 layer got faster: 600 evaluations in 2,140 s (3.6 s each; 7.6 s for calibration 2026.11-5's run
-before those changes). ``--budget 40`` gives 600 evaluations, as many as the shipped file's
-run. See ``docs/calibration.md``."""
+before those changes). ``--budget 40`` gives 600 evaluations; the shipped 2026.12-1 came from
+``--budget 30`` (450) started from a ``--budget 40`` run's point. See ``docs/calibration.md``."""
 
 DEFAULT_POOL = 100
 """Virtual patients per adaptive design in the objective (SUSTAIN-1, Phillips 2019)."""
@@ -154,6 +154,14 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     ),
     _typical("potentiation_half_life_h", "fading of a single dose over days (72 h, day 7)"),
     _typical("structural_half_life_days", "durability after a series (time to relapse)"),
+    # How long a patient's synaptic change lasts differs between patients: where it is short, the
+    # response fades between maintenance doses (SUSTAIN-1's relapse on esketamine) and one dose's
+    # responders at day 7 are those whose change lasts (Han 2016).
+    _cv(
+        "structural_half_life_days",
+        "how long the response lasts, between patients (relapse on maintenance, day-7 rates)",
+        upper=2.0,
+    ),
     # searched from 0.5, not 0: the range is log-scaled (0 would be no protection at all,
     # which Ma 2025's ERK requirement for the sustained effect rules out)
     _typical(
@@ -170,6 +178,13 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
         "stabilised_half_life_days",
         "how long months of treatment last once it stops (SUSTAIN-1 time to relapse on placebo)",
     ),
+    # searched from 0.05, not 0 (log-scaled range; 0 would make CBT inert)
+    _typical(
+        "therapy_consolidation_gain",
+        "gains that CBT sessions in the post-infusion window keep (relapse after ketamine with "
+        "CBT, Wilkinson 2017)",
+        lower=0.05,
+    ),
     _cv(
         "relief_half_max",
         "heterogeneity of response between patients (response and remission rates)",
@@ -182,8 +197,8 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     _cv(
         "madrs_refractory_fraction",
         "patients who do not respond to repeated dosing (response after a series, relapse "
-        "on maintenance)",
-        upper=2.0,
+        "on maintenance); the CV of the fraction's odds (logit-normal), up to a logit SD of 2.8",
+        upper=50.0,
     ),
     _typical(
         "expectancy_gain_per_administration",
@@ -195,7 +210,7 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
         "heterogeneity of the placebo response (midazolam 24-h response rate)",
     ),
 )
-"""The default free parameters (typical values in registry units, and three CVs)."""
+"""The default free parameters (typical values in registry units, and four CVs)."""
 
 
 @dataclass(frozen=True)
