@@ -180,12 +180,10 @@ class FastSettings:
     ``atol`` for the states named (a vector tolerance, as CVODE takes one): the acute response
     (0-1) decays to nothing within a day of each dose, and tracking its tail to 1e-7 set most
     steps of the first days after a dose; 1e-5 of it is about 1e-4 MADRS points. The defaults
-    meet the 1e-3 agreement with the reference engine on every library arm (worst 7.7e-4 over
-    200 patients per arm, the DUSP6 inhibitor arms, with calibration 2026.11-5 and the signal
-    factor 20; ``docs/benchmarks.md`` has the measurements). Calibration 2026.12-1 (ERK
-    protection 6.3, was 1.6) put potentiation in the DUSP6 arm at 1.5e-3 with factor 20, and
-    the factor became 5: the DUSP6 arm's worst over ten patients is 4.2e-4 (9.9e-4 with 10),
-    for a few per cent of speed."""
+    meet the 1e-3 agreement with the reference engine on every library arm; the DUSP6
+    inhibitor arms, where ERK stays high for weeks, have the least margin (4.2e-4 over ten
+    patients per arm with calibration 2026.12-1; a signal factor of 20 let them reach 1.5e-3
+    there). ``docs/benchmarks.md`` has the measurements."""
 
     rtol: float = 1e-4
     atol: float = 1e-7
