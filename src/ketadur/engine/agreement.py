@@ -29,8 +29,17 @@ def compare_arm(
     """Per patient and output: the largest absolute and relative difference between the fast and
     the reference engine over daily outputs, and whether it is within tolerance."""
     df = validate_population(population)
-    chosen = protocol.arm(arm)
     fast = pd.concat(simulate_population(protocol, df, arm=arm, outputs=COMPARED, seed=seed))
+    return compare_with_reference(protocol, arm, df, fast, seed=seed)
+
+
+def compare_with_reference(
+    protocol: Protocol, arm: str, population: pd.DataFrame, fast: pd.DataFrame, *, seed: int = 0
+) -> pd.DataFrame:
+    """:func:`compare_arm` for daily outputs ``fast`` (columns ``subject_id``, ``t_days`` and
+    :data:`COMPARED`) computed elsewhere, on a GPU say."""
+    df = validate_population(population)
+    chosen = protocol.arm(arm)
     days = np.arange(0.0, np.floor(protocol.duration_days) + 1.0)
     regimen = fixed_regimen(protocol, chosen)
     rows = []

@@ -31,6 +31,7 @@ from ketadur.engine.fast import (
     integrate_batch,
     output_codes,
 )
+from ketadur.engine.gpu import check_device, integrate_batch_gpu
 from ketadur.errors import KetadurInputError
 from ketadur.model import pk
 from ketadur.model.cascade import CascadeConstants
@@ -154,6 +155,7 @@ def _fixed_chunk(
     days: float,
     outputs: tuple[str, ...],
     settings: FastSettings,
+    device: str = "cpu",
 ) -> pd.DataFrame:
     arrays = population_arrays(df)
     regimen = fixed_regimen(protocol, arm)
@@ -180,7 +182,8 @@ def _fixed_chunk(
     y_end = np.empty((n, N_STATES))
     steps = np.zeros(n, dtype=np.int64)
     lam, v, v_inv = arrays.modes
-    integrate_batch(
+    batch_integrator = integrate_batch_gpu if device == "gpu" else integrate_batch
+    batch_integrator(
         arrays.pkc_rows, arrays.cc_rows, arrays.sc_rows, lam, v, v_inv,
         batch.bp_t, batch.bp_u, batch.jptr, kinds, batch.j_value, batch.j_delta,
         le_ptr, le_t, le_points, arrays.y0, 0.0, days * 24.0, t_out_h, codes,
@@ -259,9 +262,11 @@ def check_request(
     outputs: Sequence[str] = DEFAULT_OUTPUTS,
     output_days: Sequence[float] | None = None,
     chunk_size: int = 2000,
+    device: str = "cpu",
 ) -> tuple[pd.DataFrame, Arm, float, np.ndarray, tuple[str, ...], bool]:
     """Check the arguments of :func:`simulate_population` before any work is done; returns the
     validated table, the arm, days, output days, output names and whether the arm is adaptive."""
+    check_device(device)
     df = validate_population(population)
     chosen = protocol.arm(arm)
     days = float(protocol.duration_days if days is None else days)
@@ -295,6 +300,7 @@ def simulate_population(
     settings: FastSettings = _DEFAULT_SETTINGS,
     first_index: int = 0,
     progress: Callable[[int], None] | None = None,
+    device: str = "cpu",
 ) -> Iterator[pd.DataFrame]:
     """Simulate every patient of ``population`` on ``arm`` of ``protocol`` for ``days`` (default
     the protocol's duration); yield tidy tables (``subject_id, t_days, <outputs>``) per chunk.
@@ -302,7 +308,9 @@ def simulate_population(
     ``output_days`` default to every whole day. ``seed`` drives only the randomised parts of
     adaptive protocols, one stream per patient (patient ``first_index + k`` for row ``k``), so
     results do not depend on chunking or sharding. ``progress`` is called with the number of
-    patients finished after each chunk.
+    patients finished after each chunk. ``device="gpu"`` integrates arms without adaptive
+    elements on a CUDA GPU (:mod:`ketadur.engine.gpu`; chunks of tens of thousands of patients
+    fill one); adaptive arms, whose patients' schedules are decided as they run, stay on the CPU.
 
     Examples
     --------
@@ -316,7 +324,7 @@ def simulate_population(
     """
     df, chosen, days, t_out, names, adaptive = check_request(
         protocol, population, arm=arm, days=days, outputs=outputs, output_days=output_days,
-        chunk_size=chunk_size,
+        chunk_size=chunk_size, device=device,
     )  # fmt: skip
     done = 0
     for start in range(0, len(df), chunk_size):
@@ -324,7 +332,7 @@ def simulate_population(
         if adaptive:
             table = _adaptive_chunk(protocol, chosen, part, first_index + start, t_out, names, seed)
         else:
-            table = _fixed_chunk(protocol, chosen, part, t_out, days, names, settings)
+            table = _fixed_chunk(protocol, chosen, part, t_out, days, names, settings, device)
         table.insert(1, "arm", chosen.name)
         done += len(part)
         if progress is not None:
