@@ -304,8 +304,12 @@ def compile_schedule_batch(
     bp_t = np.array(sorted(times))
     bp_u = np.zeros((n, bp_t.size, n_in))
     for start, end, contribution in intervals:
-        active = (bp_t >= start) & (bp_t < end)
-        bp_u[:, active, :] += contribution[:, None, :]
+        # The breakpoints in [start, end) are consecutive: a slice adds in place, without a
+        # copy, and only the inputs the interval changes (a large population's inputs take
+        # hundreds of MB).
+        first, stop = np.searchsorted(bp_t, start, "left"), np.searchsorted(bp_t, end, "left")
+        for c in np.flatnonzero(np.any(contribution != 0.0, axis=0)):
+            bp_u[:, first:stop, c] += contribution[:, None, c]
     bp_u[:, :, 5] = np.minimum(bp_u[:, :, 5], 1.0)  # overlapping medication windows: on is on
     order = {"session": 0, "dose": 1}
     jumps.sort(key=lambda j: (j[0], order[j[1]]))
