@@ -143,6 +143,13 @@ def simulate_cmd(
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address for an existing cluster.")
     ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="cpu, or gpu: a CUDA GPU integrates arms without adaptive elements "
+            "(population mode; needs numba-cuda)."
+        ),
+    ] = "cpu",
     regimen: Annotated[
         Literal["single", "six", "six-cbt"],
         typer.Option(help="Built-in regimen, unless --infusion-days is given."),
@@ -189,6 +196,7 @@ def simulate_cmd(
             chunk_size=chunk_size,
             shards=shards,
             scheduler=scheduler,
+            device=device,
         )
         return
     days = 56.0 if days is None else days

@@ -73,6 +73,7 @@ def simulate_population_cmd(
     chunk_size: int,
     shards: int = 0,
     scheduler: str | None = None,
+    device: str = "cpu",
 ) -> None:
     """Simulate a population on a protocol arm with the fast engine, streaming to ``out``."""
     from ketadur.engine.population import check_request, simulate_population, write_chunks
@@ -80,13 +81,17 @@ def simulate_population_cmd(
     from ketadur.protocols.io import load_protocol
 
     check_seed(seed)
+    if (shards > 0 or scheduler is not None) and device != "cpu":
+        raise KetadurInputError("--device", "a Dask run simulates on its workers' CPUs", device)
     if out is None:
         raise KetadurInputError("--out", "a population run needs an output file (.parquet/.csv)")
     check_table_path(out, "--out")
     protocol = load_protocol(protocol_name)
     table = population_table(population, patients, seed)
     names = tuple(o.strip() for o in outputs.split(",") if o.strip())
-    check_request(protocol, table, arm=arm, days=days, outputs=names, chunk_size=chunk_size)
+    check_request(
+        protocol, table, arm=arm, days=days, outputs=names, chunk_size=chunk_size, device=device
+    )
     start = time.perf_counter()
     if shards < 0:
         raise KetadurInputError("--shards", "must be >= 0 (0: run in this process)", shards)
@@ -111,6 +116,7 @@ def simulate_population_cmd(
             outputs=names,
             seed=seed,
             chunk_size=chunk_size,
+            device=device,
             progress=lambda done: bar.update(task, completed=done),
         )
         write_chunks(chunks, out)
