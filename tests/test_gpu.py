@@ -84,3 +84,18 @@ def test_cli_device_errors(tmp_path, refused, extra, message) -> None:
     out = tmp_path / "x.parquet"
     refused("simulate", "protocol1_single_infusion", "--out", str(out), *extra, message=message)
     assert not out.exists()
+
+
+def test_pipelined_chunks_come_back_in_order() -> None:
+    import random
+    import time
+
+    from ketadur.engine.population import _pipelined
+
+    delays = random.Random(3).sample(range(20), 12)
+
+    def make(start: int) -> int:
+        time.sleep(delays[start] / 1000.0)
+        return start
+
+    assert list(_pipelined(make, range(12), 3)) == list(range(12))

@@ -31,6 +31,12 @@ THREADS_PER_BLOCK = 64
 """CUDA threads per block. Each thread keeps about 2 KB of scratch in local memory; small blocks
 let the scheduler fill every multiprocessor when a chunk is only a few thousand patients."""
 
+CHUNKS_IN_FLIGHT = 1 if config.ENABLE_CUDASIM else 2
+"""Chunks the population engine prepares at once on the GPU path: one chunk's schedules and
+constants are computed on the CPU while the GPU integrates another (the CPU side takes about
+twice the GPU's time). One under Numba's CUDA simulator, which swaps this module's ``cuda`` for
+its own while a kernel runs and so cannot run two at once."""
+
 
 def gpu_available() -> bool:
     """Whether a CUDA GPU and Numba's CUDA target are usable in this process."""

@@ -13,7 +13,9 @@ chunk by chunk so that a file of any size can be written with bounded memory.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +33,7 @@ from ketadur.engine.fast import (
     integrate_batch,
     output_codes,
 )
-from ketadur.engine.gpu import check_device, integrate_batch_gpu
+from ketadur.engine.gpu import CHUNKS_IN_FLIGHT, check_device, integrate_batch_gpu
 from ketadur.errors import KetadurInputError
 from ketadur.model import pk
 from ketadur.model.cascade import CascadeConstants
@@ -326,18 +328,40 @@ def simulate_population(
         protocol, population, arm=arm, days=days, outputs=outputs, output_days=output_days,
         chunk_size=chunk_size, device=device,
     )  # fmt: skip
-    done = 0
-    for start in range(0, len(df), chunk_size):
+
+    def chunk(start: int) -> pd.DataFrame:
         part = df.iloc[start : start + chunk_size]
         if adaptive:
             table = _adaptive_chunk(protocol, chosen, part, first_index + start, t_out, names, seed)
         else:
             table = _fixed_chunk(protocol, chosen, part, t_out, days, names, settings, device)
         table.insert(1, "arm", chosen.name)
-        done += len(part)
+        return table
+
+    starts = range(0, len(df), chunk_size)
+    if device == "gpu" and not adaptive:
+        tables = _pipelined(chunk, starts, CHUNKS_IN_FLIGHT)
+    else:
+        tables = map(chunk, starts)
+    for start, table in zip(starts, tables, strict=True):
         if progress is not None:
-            progress(done)
+            progress(min(start + chunk_size, len(df)))
         yield table
+
+
+def _pipelined(
+    make: Callable[[int], pd.DataFrame], starts: Sequence[int], in_flight: int
+) -> Iterator[pd.DataFrame]:
+    """``make(start)`` for each start, ``in_flight`` at a time in threads, yielded in order (each
+    chunk depends on its own rows alone, so the results are those of the plain loop)."""
+    with ThreadPoolExecutor(in_flight) as pool:
+        pending: deque = deque()
+        for start in starts:
+            pending.append(pool.submit(make, start))
+            if len(pending) >= in_flight:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def write_chunks(chunks: Iterator[pd.DataFrame], path: Path | str) -> Path:
