@@ -28,7 +28,7 @@ from ketadur.model.pk import PKConstants
 from ketadur.model.synapse_mood import SynapseConstants
 
 THREADS_PER_BLOCK = 64
-"""CUDA threads per block. Each thread keeps about 2 KB of scratch in local memory; small blocks
+"""CUDA threads per block. Each thread keeps about 2.4 KB of scratch in local memory; small blocks
 let the scheduler fill every multiprocessor when a chunk is only a few thousand patients."""
 
 CHUNKS_IN_FLIGHT = 1 if config.ENABLE_CUDASIM else 2
@@ -106,7 +106,7 @@ def _kernel_body(
 
 @functools.cache
 def _kernel() -> Callable:
-    """The CUDA kernel, compiled at its first launch (about a minute) and kept for the process."""
+    """The CUDA kernel, compiled at its first launch (about 20 s) and kept for the process."""
     return cuda.jit(_kernel_body)
 
 
