@@ -191,7 +191,9 @@ def test_a_fraction_with_odds_iiv_is_logit_normal():
     name = "madrs_refractory_fraction"
     assert name in ODDS_IIV
     typical = 0.1
-    for cv, sd_tol in ((0.3, 0.02), (20.0, 0.15)):
+    # 0.045: four standard errors of a sample SD of 4000 draws; 0.15 at CV 20, where the
+    # range's bounds clip the tails
+    for cv, sd_tol in ((0.3, 0.045), (20.0, 0.15)):
         params = PopulationParameters(typical={name: typical}, cv={name: cv}, label="test")
         x = generate_population("trd-adults", 4000, seed=6, parameters=params)[name].to_numpy()
         logit = np.log(x / (1 - x))
