@@ -45,19 +45,21 @@ from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 from ketadur.protocols.io import load_protocol
 
-CALIBRATION_VERSION = "2026.12-1"
+CALIBRATION_VERSION = "2026.12-2"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
-SECONDS_PER_EVALUATION = 4.0
+SECONDS_PER_EVALUATION = 11.0
 """Nominal wall time of one objective evaluation with the default pool on the reference machine
-(2 cores, two workers): converts ``--budget`` minutes into a fixed number of evaluations (900
-for the default hour). Measured there on 2026-11-22, after the fast engine and the observation
-layer got faster: 600 evaluations in 2,140 s (3.6 s each; 7.6 s for calibration 2026.11-5's run
-before those changes). ``--budget 40`` gives 600 evaluations; the shipped 2026.12-1 came from
-``--budget 30`` (450) started from a ``--budget 40`` run's point. See ``docs/calibration.md``."""
+(2 cores, two workers): converts ``--budget`` minutes into a fixed number of evaluations (327
+for the default hour). Measured there on 2026-12-04: 225 evaluations in 2,432 s (10.8 s each)
+once adaptive designs ran on three times the pool (5.5 s before, 3.6 s on 2026-11-22's faster
+machine). The shipped 2026.12-2 came from 225 evaluations with seed 1 started from 2026.12-1's
+point (``--budget 15`` when this constant was 4 s; ``--budget 41.25`` now). See
+``docs/calibration.md``."""
 
 DEFAULT_POOL = 100
-"""Virtual patients per adaptive design in the objective (SUSTAIN-1, Phillips 2019)."""
+"""Base pool of the objective: fixed-schedule designs simulate ``FIXED_POOL_FACTOR`` times it,
+adaptive ones (SUSTAIN-1, Phillips 2019) ``ADAPTIVE_POOL_FACTOR`` times."""
 
 ADAPTIVE_POOL_FACTOR = 3
 """Adaptive designs simulate this many times the pool. They report on a selected few: SUSTAIN-1
