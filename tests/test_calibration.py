@@ -164,7 +164,7 @@ def test_calibration_targets_all_state_an_uncertainty():
 
 def test_budget_sets_a_fixed_number_of_evaluations():
     assert evaluations_for(60) == 327  # the default hour
-    assert evaluations_for(41.25) == 225  # as many as the shipped calibration's run
+    assert evaluations_for(82.5) == 450  # as many as the shipped calibration's last run
     assert evaluations_for(0.01) == 16
     with pytest.raises(KetadurInputError, match="budget"):
         evaluations_for(0)

@@ -45,7 +45,7 @@ from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 from ketadur.protocols.io import load_protocol
 
-CALIBRATION_VERSION = "2026.12-2"
+CALIBRATION_VERSION = "2026.12-1"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
 SECONDS_PER_EVALUATION = 11.0
@@ -53,9 +53,10 @@ SECONDS_PER_EVALUATION = 11.0
 (2 cores, two workers): converts ``--budget`` minutes into a fixed number of evaluations (327
 for the default hour). Measured there on 2026-12-04: 225 evaluations in 2,432 s (10.8 s each)
 once adaptive designs ran on three times the pool (5.5 s before, 3.6 s on 2026-11-22's faster
-machine). The shipped 2026.12-2 came from 225 evaluations with seed 1 started from 2026.12-1's
-point (``--budget 15`` when this constant was 4 s; ``--budget 41.25`` now). See
-``docs/calibration.md``."""
+machine). The shipped 2026.12-1 came from 450 evaluations (``--budget 30`` when this constant
+was 4 s; ``--budget 82.5`` now), with adaptive designs on the pool itself (before
+``ADAPTIVE_POOL_FACTOR``). See ``docs/calibration.md``."""
+
 
 DEFAULT_POOL = 100
 """Base pool of the objective: fixed-schedule designs simulate ``FIXED_POOL_FACTOR`` times it,

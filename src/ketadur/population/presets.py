@@ -182,9 +182,8 @@ def _base(**over: object) -> Preset:
         # Stressful life events are the model's cause of relapse on continued treatment; set
         # (not fitted) so that SUSTAIN-1's esketamine arm relapses at about its published rate
         # (26.7 %) with the placebo arm's withdrawal relapse fitted alongside (docs/calibration.md).
-        # One a year of 8 points gave 9.6 % with calibration 2026.12-1; two of 12, 19 %.
-        "life_events_per_year": 2.0,
-        "life_event_mean_points": 12.0,
+        "life_events_per_year": 1.0,
+        "life_event_mean_points": 8.0,
         "weight_exponent_k10": -0.25,
         "iiv": _IIV,
     }
