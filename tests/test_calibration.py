@@ -141,7 +141,7 @@ def test_posterior_draws_are_stored_in_a_random_order(monkeypatch):
     import ketadur.evidence.calibrate as cal
 
     objective = Objective(calibration_targets(["han2016_response_24h"]), pool=20, seed=0)
-    # 40 evaluations leave a few importance samples; with this seed the 6 draws are three
+    # 40 evaluations leave a few importance samples; with this seed the 6 draws are four
     # distinct points (with one, the order could not be seen: checked first)
     shuffled = calibrate(objective, evaluations=40, seed=6, draws=6).draws
     monkeypatch.setattr(cal, "draw_order", lambda seed, draws: np.arange(draws))
