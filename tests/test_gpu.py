@@ -99,3 +99,16 @@ def test_pipelined_chunks_come_back_in_order() -> None:
         return start
 
     assert list(_pipelined(make, range(12), 3)) == list(range(12))
+
+
+def test_cli_gpu_runs_an_adaptive_arm_on_the_cpu_and_says_so(tmp_path) -> None:
+    out = tmp_path / "s.parquet"
+    args = ["simulate", "sustain1", "--patients", "2", "--days", "30", "--out", str(out)]
+    env = {"COLUMNS": "120", "PATH": "", "NUMBA_ENABLE_CUDASIM": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ketadur.cli", *args, "--device", "gpu"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "simulated on the CPU" in " ".join(done.stderr.split())
+    assert out.exists()

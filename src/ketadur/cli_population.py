@@ -89,9 +89,13 @@ def simulate_population_cmd(
     protocol = load_protocol(protocol_name)
     table = population_table(population, patients, seed)
     names = tuple(o.strip() for o in outputs.split(",") if o.strip())
-    check_request(
+    *_, adaptive = check_request(
         protocol, table, arm=arm, days=days, outputs=names, chunk_size=chunk_size, device=device
     )
+    if adaptive and device == "gpu":
+        err_console.print(
+            "note: this arm adapts to each patient as it runs, so it is simulated on the CPU"
+        )
     start = time.perf_counter()
     if shards < 0:
         raise KetadurInputError("--shards", "must be >= 0 (0: run in this process)", shards)
