@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 
-from ketadur.engine.agreement import compare_arm
+from ketadur.engine.agreement import compare_arm, summarise
 from ketadur.population.generate import generate_population
 from ketadur.protocols.io import library_names, load_protocol
 
@@ -29,9 +29,7 @@ def _arm(job: tuple[str, str, int, int]) -> dict:
     return {
         "protocol": name,
         "arm": arm,
-        "worst_rel": result["max_rel_diff"].max(),
-        "worst_madrs_abs": result.query("output == 'madrs'")["max_abs_diff"].max(),
-        "all_within": bool(result["within_tolerance"].all()),
+        **summarise(result),
         "seconds": round(time.perf_counter() - start, 1),
     }
 

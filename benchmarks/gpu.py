@@ -30,7 +30,7 @@ from population import induction_weekly
 
 import ketadur.engine.gpu as gpu_engine
 import ketadur.engine.population as engine
-from ketadur.engine.agreement import COMPARED, compare_with_reference
+from ketadur.engine.agreement import COMPARED, compare_with_reference, summarise
 from ketadur.engine.population import is_adaptive, simulate_population
 from ketadur.population.generate import generate_population
 from ketadur.protocols.io import library_names, load_protocol
@@ -91,15 +91,7 @@ def compare(path: Path, patients: int) -> None:
     rows = []
     for (name, arm), gpu in saved.groupby(["protocol", "arm"], sort=False):
         result = compare_with_reference(load_protocol(name), arm, population, gpu)
-        rows.append(
-            {
-                "protocol": name,
-                "arm": arm,
-                "worst_rel": result["max_rel_diff"].max(),
-                "worst_madrs_abs": result.query("output == 'madrs'")["max_abs_diff"].max(),
-                "all_within": bool(result["within_tolerance"].all()),
-            }
-        )
+        rows.append({"protocol": name, "arm": arm, **summarise(result)})
         print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
     table = pd.DataFrame(rows)
     print(

@@ -73,3 +73,13 @@ def compare_with_reference(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def summarise(result: pd.DataFrame) -> dict:
+    """One arm's rows of :func:`compare_arm`: the worst relative difference, the worst MADRS
+    difference (points) and whether every patient and output is within tolerance."""
+    return {
+        "worst_rel": float(result["max_rel_diff"].max()),
+        "worst_madrs_abs": float(result.query("output == 'madrs'")["max_abs_diff"].max()),
+        "all_within": bool(result["within_tolerance"].all()),
+    }
