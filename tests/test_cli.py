@@ -169,3 +169,18 @@ def test_population_commands_reject_bad_input_with_exit_2(args, tmp_path, cli):
     res = cli(*args, cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.startswith("error:") and "Traceback" not in res.stderr
+
+
+def test_simulate_names_a_bad_row_of_a_population_file_and_writes_nothing(tmp_path, cli):
+    pop = tmp_path / "pop.csv"
+    assert cli("population", "--patients", "5", "--out", str(pop), cwd=tmp_path).returncode == 0
+    table = pd.read_csv(pop)
+    table.loc[4, "baseline_madrs"] = 80.0
+    table.to_csv(pop, index=False)
+    res = cli(
+        "simulate", "protocol1_single_infusion", "--population", str(pop), "--chunk-size", "2",
+        "--days", "3", "--out", "sim.parquet", cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "population.baseline_madrs" in res.stderr and "V0000004" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop.csv"]

@@ -94,11 +94,12 @@ def test_pipelined_chunks_come_back_in_order() -> None:
 
     delays = random.Random(3).sample(range(20), 12)
 
-    def make(start: int) -> int:
+    def make(start: int, part: str) -> tuple[int, str]:
         time.sleep(delays[start] / 1000.0)
-        return start
+        return start, part
 
-    assert list(_pipelined(make, range(12), 3)) == list(range(12))
+    parts = [(k, f"part {k}") for k in range(12)]
+    assert list(_pipelined(make, iter(parts), 3)) == parts
 
 
 def test_cli_gpu_runs_an_adaptive_arm_on_the_cpu_and_says_so(tmp_path) -> None:

@@ -167,6 +167,7 @@ def test_fast_engine_agrees_with_the_reference_engine(name, arm):
 
 def test_a_two_worker_dask_cluster_gives_the_single_process_result_bit_for_bit():
     from ketadur.engine.distributed import simulate_population_distributed
+    from ketadur.population.source import DrawnPopulation
 
     pop = generate_population("trd-adults", 6, seed=8)
     fixed = load_protocol("induction_thrice_weekly")
@@ -175,6 +176,11 @@ def test_a_two_worker_dask_cluster_gives_the_single_process_result_bit_for_bit()
         single = pd.concat(simulate_population(protocol, pop, seed=5), ignore_index=True)
         spread = simulate_population_distributed(protocol, pop, shards=3, n_workers=2, seed=5)
         pd.testing.assert_frame_equal(single, spread, check_exact=True)
+    # a drawn population travels as its recipe; each worker draws its own shard
+    drawn = DrawnPopulation("trd-adults", 6, seed=8)
+    spread = simulate_population_distributed(fixed, drawn, shards=3, n_workers=2, seed=5)
+    single = pd.concat(simulate_population(fixed, pop, seed=5), ignore_index=True)
+    pd.testing.assert_frame_equal(single, spread, check_exact=True)
 
 
 def test_population_drawn_in_blocks_equals_one_block(monkeypatch):
@@ -211,3 +217,101 @@ def test_odds_cv_may_exceed_the_log_normal_limit():
         PopulationParameters(cv={"relief_half_max": 50.0})
     with pytest.raises(KetadurInputError, match=r"cv\.madrs_refractory_fraction"):
         PopulationParameters(cv={"madrs_refractory_fraction": 101.0})
+
+
+def test_a_drawn_population_is_the_generated_one_block_by_block(monkeypatch):
+    """A preset drawn a chunk at a time (bounded memory) gives the patients of one draw, and
+    never draws more than a chunk at once."""
+    from ketadur.population import source
+
+    sizes = []
+
+    def recorded(*args, **kwargs):
+        sizes.append(args[1])
+        return generate_population(*args, **kwargs)
+
+    monkeypatch.setattr(source, "generate_population", recorded)
+    drawn = source.DrawnPopulation("trd-adults", 11, seed=4)
+    blocks = list(drawn.blocks(4))
+    assert [len(b) for b in blocks] == [4, 4, 3] and max(sizes) == 4
+    whole = validate_population(generate_population("trd-adults", 11, seed=4))
+    pd.testing.assert_frame_equal(pd.concat(blocks, ignore_index=True), whole, check_exact=True)
+    shard = pd.concat(drawn.part(5, 9).blocks(10), ignore_index=True)
+    pd.testing.assert_frame_equal(shard, whole.iloc[5:9].reset_index(drop=True))
+    quiet = pd.concat(source.DrawnPopulation("trd-adults", 11, 4, life_events=False).blocks(11))
+    assert (quiet["life_events"] == "").all() and (whole["life_events"] != "").any()
+    pd.testing.assert_frame_equal(
+        quiet.drop(columns="life_events"), whole.drop(columns="life_events"), check_exact=True
+    )
+
+
+def test_simulating_a_drawn_population_equals_simulating_its_table():
+    from ketadur.population.source import DrawnPopulation
+
+    protocol = load_protocol("induction_thrice_weekly")
+    table = generate_population("trd-adults", 5, seed=6)
+    drawn = DrawnPopulation("trd-adults", 5, seed=6)
+    one = pd.concat(simulate_population(protocol, table, chunk_size=5), ignore_index=True)
+    streamed = pd.concat(simulate_population(protocol, drawn, chunk_size=2), ignore_index=True)
+    pd.testing.assert_frame_equal(one, streamed, check_exact=True)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_population_file_is_read_block_by_block(tmp_path, suffix, monkeypatch):
+    from ketadur.population import source
+
+    monkeypatch.setattr(source, "FILE_BLOCK_PATIENTS", 3)
+    pop = generate_population("trd-adults", 8, seed=2)
+    path = write_table(pop, tmp_path / f"pop{suffix}")
+    whole = read_population(path)
+    file = source.FilePopulation(path)
+    file.check()
+    assert len(file) == 8
+    blocks = list(file.blocks(3))
+    assert [len(b) for b in blocks] == [3, 3, 2]
+    pd.testing.assert_frame_equal(pd.concat(blocks, ignore_index=True), whole, check_dtype=False)
+    first = source.FilePopulation(path, limit=5)
+    assert len(first) == 5
+    assert pd.concat(first.blocks(2))["subject_id"].tolist() == pop["subject_id"][:5].tolist()
+    part = pd.concat(file.part(2, 7).blocks(10), ignore_index=True)
+    assert part["subject_id"].tolist() == pop["subject_id"][2:7].tolist()
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda df: df.assign(weight_kg=np.where(df.index == 7, 10.0, df.weight_kg)), "weight_kg"),
+        (
+            lambda df: df.assign(subject_id=df.subject_id.where(df.index != 7, "V0000001")),
+            "subject_id",
+        ),
+    ],
+)
+def test_a_bad_row_late_in_a_population_file_is_found_before_the_run(
+    tmp_path, edit, field, monkeypatch
+):
+    """The file is checked whole in one streaming pass: a bad value, or a subject id repeated
+    in another block, is reported before any patient is simulated."""
+    from ketadur.population import source
+
+    monkeypatch.setattr(source, "FILE_BLOCK_PATIENTS", 3)
+    path = write_table(edit(generate_population("trd-adults", 8, seed=2)), tmp_path / "p.csv")
+    with pytest.raises(KetadurInputError) as err:
+        next(
+            simulate_population(
+                load_protocol("protocol1_single_infusion"),
+                source.FilePopulation(path),
+                chunk_size=2,
+            )
+        )
+    assert err.value.field == f"population.{field}"
+
+
+def test_an_unreadable_population_file_names_the_population(tmp_path):
+    from ketadur.population.source import FilePopulation
+
+    path = tmp_path / "p.parquet"
+    path.write_text("not parquet")
+    with pytest.raises(KetadurInputError) as err:
+        FilePopulation(path).check()
+    assert err.value.field == "population"

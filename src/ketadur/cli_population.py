@@ -19,45 +19,61 @@ from ketadur.cli_common import (
 from ketadur.errors import KetadurInputError
 
 _DEFAULT_OUT = Path("population.parquet")
+_SUFFIXES = (".parquet", ".csv")
+_WRITE_BLOCK = 10_000
+"""Patients drawn and written at a time by ``ketadur population`` (about 11 MiB of table)."""
 
 
 def population_cmd(preset: str, patients: int, seed: int, out: Path) -> None:
-    """Draw a virtual population and write it (one row per patient)."""
+    """Draw a virtual population and write it (one row per patient), a block at a time."""
+    from ketadur.engine.population import write_chunks
     from ketadur.population.generate import generate_population
     from ketadur.population.presets import get_preset
-    from ketadur.population.table import check_table_path, write_table
+    from ketadur.population.table import check_table_path
 
     get_preset(preset)
     check_count(patients, "--patients")
     check_seed(seed)
     check_table_path(out, "--out")
-    table = generate_population(preset, patients, seed)
-    write_table(table, out)
+    blocks = (
+        generate_population(preset, min(_WRITE_BLOCK, patients - first), seed, start=first)
+        for first in range(0, patients, _WRITE_BLOCK)
+    )
+    write_chunks(blocks, out)
     console.print(f"{patients} patients of preset {preset} (seed {seed}) written to {out}")
 
 
 def population_table(population: str, patients: int | None, seed: int):
-    """The population of ``--population``: a table file (first ``patients`` rows if given) or a
-    preset drawn with ``seed`` (1000 patients unless ``patients`` is given)."""
+    """The population of ``--population`` as one table in memory (see
+    :func:`population_source`)."""
     from ketadur.population.generate import generate_population
-    from ketadur.population.presets import PRESETS
-    from ketadur.population.table import SUFFIXES, read_population
+    from ketadur.population.source import FilePopulation
+    from ketadur.population.table import read_population
 
-    if Path(population).suffix.lower() in SUFFIXES:
-        table = read_population(population)
-        if patients is not None:
-            check_count(patients, "--patients")
-            table = table.iloc[:patients]
-        return table
+    source = population_source(population, patients, seed)
+    if isinstance(source, FilePopulation):
+        return read_population(source.path).iloc[: source.limit]
+    return generate_population(source.preset, source.n_patients, seed)
+
+
+def population_source(population: str, patients: int | None, seed: int):
+    """``--population`` as a :class:`~ketadur.population.source.PopulationSource`: a table file
+    (first ``patients`` rows if given) or a preset drawn with ``seed`` (1000 patients unless
+    ``patients`` is given), read or drawn a chunk at a time as the run goes."""
+    from ketadur.population.presets import PRESETS
+    from ketadur.population.source import DrawnPopulation, FilePopulation
+
+    if patients is not None:
+        check_count(patients, "--patients")
+    if Path(population).suffix.lower() in _SUFFIXES:
+        return FilePopulation(population, limit=patients)
     if population not in PRESETS:
         raise KetadurInputError(
             "--population",
             f"must be a .parquet/.csv file or a preset ({', '.join(sorted(PRESETS))})",
             population,
         )
-    n = 1000 if patients is None else patients
-    check_count(n, "--patients")
-    return generate_population(population, n, seed)
+    return DrawnPopulation(population, 1000 if patients is None else patients, seed)
 
 
 def simulate_population_cmd(
@@ -87,10 +103,15 @@ def simulate_population_cmd(
         raise KetadurInputError("--out", "a population run needs an output file (.parquet/.csv)")
     check_table_path(out, "--out")
     protocol = load_protocol(protocol_name)
-    table = population_table(population, patients, seed)
     names = tuple(o.strip() for o in outputs.split(",") if o.strip())
-    *_, adaptive = check_request(
-        protocol, table, arm=arm, days=days, outputs=names, chunk_size=chunk_size, device=device
+    table, *_, adaptive = check_request(
+        protocol,
+        population_source(population, patients, seed),
+        arm=arm,
+        days=days,
+        outputs=names,
+        chunk_size=chunk_size,
+        device=device,
     )
     if adaptive and device == "gpu":
         err_console.print(

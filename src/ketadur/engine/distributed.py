@@ -16,17 +16,18 @@ import pandas as pd
 
 from ketadur.engine.population import DEFAULT_OUTPUTS, check_request, simulate_population
 from ketadur.errors import KetadurInputError
+from ketadur.population.source import PopulationSource
 from ketadur.protocols.schema import Protocol
 
 
-def _shard(protocol, table, first_index, kwargs) -> pd.DataFrame:
-    chunks = simulate_population(protocol, table, first_index=first_index, **kwargs)
+def _shard(protocol, part, first_index, kwargs) -> pd.DataFrame:
+    chunks = simulate_population(protocol, part, first_index=first_index, **kwargs)
     return pd.concat(list(chunks), ignore_index=True)
 
 
 def simulate_population_distributed(
     protocol: Protocol,
-    population: pd.DataFrame,
+    population: pd.DataFrame | PopulationSource,
     *,
     shards: int = 4,
     scheduler: str | None = None,
@@ -39,14 +40,16 @@ def simulate_population_distributed(
 ) -> pd.DataFrame:
     """Simulate ``population`` in ``shards`` blocks on Dask: on the scheduler at ``scheduler``
     (e.g. ``tcp://10.0.0.5:8786``) or on a local cluster of ``n_workers`` single-threaded
-    processes. Returns the same table as the single-process run, in patient order."""
+    processes. Returns the same table as the single-process run, in patient order. A drawn
+    population (:class:`~ketadur.population.source.DrawnPopulation`) travels as its recipe: each
+    worker draws its own shard's patients."""
     from dask.distributed import Client, LocalCluster
 
     if not (isinstance(shards, int) and shards > 0):
         raise KetadurInputError("shards", "must be a positive integer", shards)
     if not (isinstance(n_workers, int) and n_workers > 0):
         raise KetadurInputError("n_workers", "must be a positive integer", n_workers)
-    df, chosen, *_ = check_request(
+    source, chosen, *_ = check_request(
         protocol, population, arm=arm, days=days, outputs=outputs, output_days=output_days
     )
     kwargs = {
@@ -56,8 +59,8 @@ def simulate_population_distributed(
         "output_days": output_days,
         "seed": seed,
     }
-    bounds = np.linspace(0, len(df), min(shards, len(df)) + 1).astype(int)
-    blocks = [(int(a), df.iloc[a:b]) for a, b in itertools.pairwise(bounds)]
+    bounds = np.linspace(0, len(source), min(shards, len(source)) + 1).astype(int)
+    blocks = [(int(a), source.part(int(a), int(b))) for a, b in itertools.pairwise(bounds)]
     if scheduler is None:
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None

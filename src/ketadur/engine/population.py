@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +42,8 @@ from ketadur.model.pk import PKConstants
 from ketadur.model.pk_modes import pk_modes
 from ketadur.model.synapse_mood import SynapseConstants
 from ketadur.model.system import N_STATES, compile_schedule_batch, initial_states
-from ketadur.population.table import (
-    check_table_path,
-    life_event_arrays,
-    patient_of,
-    temporary_name,
-    validate_population,
-)
+from ketadur.population.source import PopulationSource, as_source
+from ketadur.population.table import check_table_path, life_event_arrays, patient_of, temporary_name
 from ketadur.protocols.schedule import fixed_regimen
 from ketadur.protocols.schema import Arm, Protocol
 
@@ -257,7 +252,7 @@ def _adaptive_chunk(
 
 def check_request(
     protocol: Protocol,
-    population: pd.DataFrame,
+    population: pd.DataFrame | PopulationSource,
     *,
     arm: str | None = None,
     days: float | None = None,
@@ -265,11 +260,12 @@ def check_request(
     output_days: Sequence[float] | None = None,
     chunk_size: int = 2000,
     device: str = "cpu",
-) -> tuple[pd.DataFrame, Arm, float, np.ndarray, tuple[str, ...], bool]:
+) -> tuple[PopulationSource, Arm, float, np.ndarray, tuple[str, ...], bool]:
     """Check the arguments of :func:`simulate_population` before any work is done; returns the
-    validated table, the arm, days, output days, output names and whether the arm is adaptive."""
+    checked population source, the arm, days, output days, output names and whether the arm is
+    adaptive."""
     check_device(device)
-    df = validate_population(population)
+    source = as_source(population)
     chosen = protocol.arm(arm)
     days = float(protocol.duration_days if days is None else days)
     t_out = _output_days(days, output_days)
@@ -286,12 +282,12 @@ def check_request(
             raise KetadurInputError(
                 "output_days", "must fall on whole hours for an adaptive protocol", ...
             )
-    return df, chosen, days, t_out, names, adaptive
+    return source, chosen, days, t_out, names, adaptive
 
 
 def simulate_population(
     protocol: Protocol,
-    population: pd.DataFrame,
+    population: pd.DataFrame | PopulationSource,
     *,
     arm: str | None = None,
     days: float | None = None,
@@ -306,6 +302,10 @@ def simulate_population(
 ) -> Iterator[pd.DataFrame]:
     """Simulate every patient of ``population`` on ``arm`` of ``protocol`` for ``days`` (default
     the protocol's duration); yield tidy tables (``subject_id, t_days, <outputs>``) per chunk.
+
+    ``population`` is a table, or a :class:`~ketadur.population.source.PopulationSource` (a
+    preset drawn or a file read a chunk at a time: memory then stays bounded by ``chunk_size``
+    whatever the number of patients).
 
     ``output_days`` default to every whole day. ``seed`` drives only the randomised parts of
     adaptive protocols, one stream per patient (patient ``first_index + k`` for row ``k``), so
@@ -324,13 +324,12 @@ def simulate_population(
     >>> table.shape, bool((day1 < day0).all())
     ((32, 4), True)
     """
-    df, chosen, days, t_out, names, adaptive = check_request(
+    source, chosen, days, t_out, names, adaptive = check_request(
         protocol, population, arm=arm, days=days, outputs=outputs, output_days=output_days,
         chunk_size=chunk_size, device=device,
     )  # fmt: skip
 
-    def chunk(start: int) -> pd.DataFrame:
-        part = df.iloc[start : start + chunk_size]
+    def chunk(start: int, part: pd.DataFrame) -> pd.DataFrame:
         if adaptive:
             table = _adaptive_chunk(protocol, chosen, part, first_index + start, t_out, names, seed)
         else:
@@ -338,26 +337,30 @@ def simulate_population(
         table.insert(1, "arm", chosen.name)
         return table
 
-    starts = range(0, len(df), chunk_size)
+    starts = range(0, len(source), chunk_size)
+    parts = zip(starts, source.blocks(chunk_size), strict=True)
     if device == "gpu" and not adaptive:
-        tables = _pipelined(chunk, starts, CHUNKS_IN_FLIGHT)
+        tables = _pipelined(chunk, parts, CHUNKS_IN_FLIGHT)
     else:
-        tables = map(chunk, starts)
+        tables = (chunk(start, part) for start, part in parts)
     for start, table in zip(starts, tables, strict=True):
         if progress is not None:
-            progress(min(start + chunk_size, len(df)))
+            progress(min(start + chunk_size, len(source)))
         yield table
 
 
 def _pipelined(
-    make: Callable[[int], pd.DataFrame], starts: Sequence[int], in_flight: int
+    make: Callable[[int, pd.DataFrame], pd.DataFrame],
+    parts: Iterable[tuple[int, pd.DataFrame]],
+    in_flight: int,
 ) -> Iterator[pd.DataFrame]:
-    """``make(start)`` for each start, ``in_flight`` at a time in threads, yielded in order (each
-    chunk depends on its own rows alone, so the results are those of the plain loop)."""
+    """``make(start, part)`` for each of ``parts``, ``in_flight`` at a time in threads, yielded in
+    order (each chunk depends on its own rows alone, so the results are those of the plain
+    loop)."""
     with ThreadPoolExecutor(in_flight) as pool:
         pending: deque = deque()
-        for start in starts:
-            pending.append(pool.submit(make, start))
+        for start, part in parts:
+            pending.append(pool.submit(make, start, part))
             if len(pending) >= in_flight:
                 yield pending.popleft().result()
         while pending:
