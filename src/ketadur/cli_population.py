@@ -104,7 +104,7 @@ def simulate_population_cmd(
     check_table_path(out, "--out")
     protocol = load_protocol(protocol_name)
     names = tuple(o.strip() for o in outputs.split(",") if o.strip())
-    table, *_, adaptive = check_request(
+    source, *_, adaptive = check_request(
         protocol,
         population_source(population, patients, seed),
         arm=arm,
@@ -125,17 +125,17 @@ def simulate_population_cmd(
 
         with err_console.status("simulating on Dask"):
             result = simulate_population_distributed(
-                protocol, table, shards=max(shards, 2), scheduler=scheduler, arm=arm,
+                protocol, source, shards=max(shards, 2), scheduler=scheduler, arm=arm,
                 days=days, outputs=names, seed=seed,
             )  # fmt: skip
         write_chunks(iter([result]), out)
-        _report(protocol, arm, table, days, start, out)
+        _report(protocol, arm, len(source), days, start, out)
         return
     with progress_bar() as bar:
-        task = bar.add_task("simulating patients", total=len(table))
+        task = bar.add_task("simulating patients", total=len(source))
         chunks = simulate_population(
             protocol,
-            table,
+            source,
             arm=arm,
             days=days,
             outputs=names,
@@ -145,16 +145,16 @@ def simulate_population_cmd(
             progress=lambda done: bar.update(task, completed=done),
         )
         write_chunks(chunks, out)
-    _report(protocol, arm, table, days, start, out)
+    _report(protocol, arm, len(source), days, start, out)
 
 
-def _report(protocol, arm, table, days, start: float, out: Path) -> None:
+def _report(protocol, arm, n_patients: int, days, start: float, out: Path) -> None:
     elapsed = time.perf_counter() - start
     chosen = protocol.arm(arm).name
     span = protocol.duration_days if days is None else days
     console.print(
-        f"{len(table)} patients x {span:g} days of {protocol.name}/{chosen} in {elapsed:.1f} s "
-        f"({len(table) * span / 365.25 / elapsed:.1f} patient-years/s); written to {out}"
+        f"{n_patients} patients x {span:g} days of {protocol.name}/{chosen} in {elapsed:.1f} s "
+        f"({n_patients * span / 365.25 / elapsed:.1f} patient-years/s); written to {out}"
     )
     console.print(f"[dim]{DISCLAIMER}[/dim]")
 
