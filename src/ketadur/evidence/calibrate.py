@@ -140,6 +140,14 @@ def _cv(name: str, why: str, upper: float = 1.5) -> FreeParameter:
     return FreeParameter(f"cv:{name}", 0.05, upper, get_preset("trd-adults").iiv.cv[name], why)
 
 
+def _preset_value(name: str, why: str, lower: float, upper: float) -> FreeParameter:
+    """A preset field that calibration may set (:data:`~ketadur.population.typical.PRESET_VALUES`),
+    centred on the default preset's value."""
+    return FreeParameter(
+        f"preset:{name}", lower, upper, float(getattr(get_preset("trd-adults"), name)), why
+    )
+
+
 FREE_PARAMETERS: tuple[FreeParameter, ...] = (
     # Searched from 0.35, not the registry's 0.05: below it one infusion drives the typical
     # patient's relief past 80 % of its ceiling, so a series could not deepen the response (seed
@@ -218,8 +226,20 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
         "expectancy_gain_per_administration",
         "heterogeneity of the placebo response (midazolam 24-h response rate)",
     ),
+    # Life events are the model's only cause of relapse on continued dosing; their size moved
+    # SUSTAIN-1's esketamine arm where no durability parameter did (docs/calibration.md). Their
+    # size, not their rate: a larger mean scales the same exponential draws, so every patient
+    # keeps its random numbers (common random numbers); searched from 2 to 30 points (the
+    # largest event the generator draws).
+    _preset_value(
+        "life_event_mean_points",
+        "size of stressful life events (relapse on continued esketamine, SUSTAIN-1)",
+        lower=2.0,
+        upper=30.0,
+    ),
 )
-"""The default free parameters (typical values in registry units, and four CVs)."""
+"""The default free parameters (typical values in registry units, four CVs and the life events'
+size)."""
 
 
 @dataclass(frozen=True)

@@ -112,9 +112,10 @@ def generate_population(
     """Patients ``start`` to ``start + n_patients - 1`` of ``preset`` with ``seed``: one row each,
     covariates then every model parameter under its registry name.
 
-    Typical values and IIV CVs come from ``parameters``; by default from the calibration shipped
-    with the package (:func:`ketadur.population.typical.calibrated`). A patient's random draws do
-    not depend on them, so two parameter sets give the same patients (common random numbers).
+    Typical values, IIV CVs and the preset values a calibration sets (the life events' mean
+    size) come from ``parameters``; by default from the calibration shipped with the package
+    (:func:`ketadur.population.typical.calibrated`). A patient's random draws do not depend on
+    them, so two parameter sets give the same patients (common random numbers).
 
     Examples
     --------
@@ -132,6 +133,8 @@ def generate_population(
     if not (isinstance(seed, int) and seed >= 0):
         raise KetadurInputError("seed", "must be a non-negative integer", seed)
     values = calibrated() if parameters is None else parameters
+    if values.preset:
+        chosen = chosen.model_copy(update=dict(values.preset))
     names, chol = _iiv_matrix(chosen, values)
     typical = {p.name: p.default for p in REGISTRY.values()} | dict(values.typical)
     blocks = []

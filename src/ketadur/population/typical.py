@@ -36,15 +36,25 @@ not respond to six infusions (Murrough 2013, Phillips 2019) while responders rem
 MAX_ODDS_CV = 100.0
 """Largest CV accepted for the odds of an :data:`ODDS_IIV` fraction (a logit-scale SD of 3.0)."""
 
+PRESET_VALUES: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {"life_event_mean_points": (0.5, 30.0)}
+)
+"""Preset fields a calibration may set, with their accepted range. Only those whose change
+keeps every patient's random draws (common random numbers): a life event's size is its
+exponential draw times the mean, so a larger mean makes the same events larger; the events'
+rate would change how many draws each patient takes, and so every later draw."""
+
 
 @dataclass(frozen=True)
 class PopulationParameters:
     """Typical values (registry units) and IIV CVs that replace the registry defaults and a
-    preset's CVs; parameters not named keep theirs. ``label`` says where the values come from."""
+    preset's CVs, and preset fields (:data:`PRESET_VALUES`) that replace the preset's; what is
+    not named keeps its value. ``label`` says where the values come from."""
 
     typical: Mapping[str, float] = field(default_factory=dict)
     cv: Mapping[str, float] = field(default_factory=dict)
     label: str = "registry"
+    preset: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, value in self.typical.items():
@@ -61,8 +71,17 @@ class PopulationParameters:
             largest = MAX_ODDS_CV if name in ODDS_IIV else MAX_CV
             if not 0.0 < value <= largest:
                 raise KetadurInputError(f"cv.{name}", f"must lie in (0, {largest}]", value)
+        for name, value in self.preset.items():
+            if name not in PRESET_VALUES:
+                raise KetadurInputError(
+                    f"preset.{name}", f"not a preset value a calibration sets {list(PRESET_VALUES)}"
+                )
+            lo, hi = PRESET_VALUES[name]
+            if not lo <= value <= hi:
+                raise KetadurInputError(f"preset.{name}", f"must lie in [{lo:g}, {hi:g}]", value)
         object.__setattr__(self, "typical", MappingProxyType(dict(self.typical)))
         object.__setattr__(self, "cv", MappingProxyType(dict(self.cv)))
+        object.__setattr__(self, "preset", MappingProxyType(dict(self.preset)))
 
     @classmethod
     def registry(cls) -> PopulationParameters:
@@ -100,10 +119,17 @@ def from_document(doc: Mapping, draw: int | None = None) -> PopulationParameters
 
 
 def from_values(values: Mapping[str, float], label: str) -> PopulationParameters:
-    """Population parameters from ``{name: typical value}`` and ``{"cv:name": CV}`` entries."""
-    typical = {k: v for k, v in values.items() if not k.startswith("cv:")}
-    cv = {k.removeprefix("cv:"): v for k, v in values.items() if k.startswith("cv:")}
-    return PopulationParameters(typical=typical, cv=cv, label=label)
+    """Population parameters from ``{name: typical value}``, ``{"cv:name": CV}`` and
+    ``{"preset:field": value}`` entries."""
+    prefixed = {"cv": {}, "preset": {}}
+    typical = {}
+    for key, value in values.items():
+        kind, _, name = key.partition(":")
+        if name and kind in prefixed:
+            prefixed[kind][name] = value
+        else:
+            typical[key] = value
+    return PopulationParameters(typical=typical, label=label, **prefixed)
 
 
 def draw_count() -> int:
