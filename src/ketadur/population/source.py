@@ -77,7 +77,16 @@ class TablePopulation(PopulationSource):
 class DrawnPopulation(PopulationSource):
     """``n_patients`` patients of ``preset`` with ``seed``, from patient ``start`` on, drawn a
     block at a time; ``life_events=False`` blanks their life events (one SBML model then serves
-    every patient, as in ``benchmarks/population.py``) without changing any other draw."""
+    every patient, as in ``benchmarks/population.py``) without changing any other draw.
+
+    Examples
+    --------
+    >>> drawn = DrawnPopulation("trd-adults", 5, seed=1)
+    >>> [list(block["subject_id"]) for block in drawn.blocks(2)]
+    [['V0000000', 'V0000001'], ['V0000002', 'V0000003'], ['V0000004']]
+    >>> list(next(drawn.part(3, 5).blocks(2))["subject_id"])
+    ['V0000003', 'V0000004']
+    """
 
     preset: str | Preset = DEFAULT_PRESET
     n_patients: int = 1000
