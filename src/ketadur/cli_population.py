@@ -19,7 +19,6 @@ from ketadur.cli_common import (
 from ketadur.errors import KetadurInputError
 
 _DEFAULT_OUT = Path("population.parquet")
-_SUFFIXES = (".parquet", ".csv")
 _WRITE_BLOCK = 10_000
 """Patients drawn and written at a time by ``ketadur population`` (about 11 MiB of table)."""
 
@@ -62,10 +61,11 @@ def population_source(population: str, patients: int | None, seed: int):
     ``patients`` is given), read or drawn a chunk at a time as the run goes."""
     from ketadur.population.presets import PRESETS
     from ketadur.population.source import DrawnPopulation, FilePopulation
+    from ketadur.population.table import SUFFIXES
 
     if patients is not None:
         check_count(patients, "--patients")
-    if Path(population).suffix.lower() in _SUFFIXES:
+    if Path(population).suffix.lower() in SUFFIXES:
         return FilePopulation(population, limit=patients)
     if population not in PRESETS:
         raise KetadurInputError(
