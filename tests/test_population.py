@@ -275,6 +275,8 @@ def test_a_population_file_is_read_block_by_block(tmp_path, suffix, monkeypatch)
     assert pd.concat(first.blocks(2))["subject_id"].tolist() == pop["subject_id"][:5].tolist()
     part = pd.concat(file.part(2, 7).blocks(10), ignore_index=True)
     assert part["subject_id"].tolist() == pop["subject_id"][2:7].tolist()
+    shards = [pd.concat(p.blocks(10))["subject_id"].tolist() for p in file.parts([0, 2, 7, 8])]
+    assert shards == [pop["subject_id"][a:b].tolist() for a, b in ((0, 2), (2, 7), (7, 8))]
 
 
 @pytest.mark.parametrize(

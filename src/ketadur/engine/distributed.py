@@ -8,7 +8,6 @@ run: the concatenated result is identical, bit for bit, whatever the shard or wo
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,7 +59,7 @@ def simulate_population_distributed(
         "seed": seed,
     }
     bounds = np.linspace(0, len(source), min(shards, len(source)) + 1).astype(int)
-    blocks = [(int(a), source.part(int(a), int(b))) for a, b in itertools.pairwise(bounds)]
+    blocks = list(zip(bounds[:-1].tolist(), source.parts(bounds.tolist()), strict=True))
     if scheduler is None:
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None

@@ -13,8 +13,9 @@ and streamed again as the run goes.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,10 @@ class PopulationSource(ABC):
     def part(self, start: int, stop: int) -> PopulationSource:
         """Patients ``start .. stop - 1`` as a source of their own (a shard of a distributed
         run; what travels to a worker is this object)."""
+
+    def parts(self, bounds: Sequence[int]) -> list[PopulationSource]:
+        """The shards between consecutive ``bounds`` (increasing), as :meth:`part` gives them."""
+        return [self.part(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 class TablePopulation(PopulationSource):
@@ -189,13 +194,22 @@ class FilePopulation(PopulationSource):
             yield validate_population(raw)
 
     def part(self, start: int, stop: int) -> PopulationSource:
-        kept, first = [], 0
+        return self.parts([start, stop])[0]
+
+    def parts(self, bounds: Sequence[int]) -> list[PopulationSource]:
+        """The shards between consecutive ``bounds``, cut from one pass over the file (a shard
+        per pass would read the file once per shard)."""
+        pieces: list[list[pd.DataFrame]] = [[] for _ in bounds[1:]]
+        first = 0
         for table in self._raw(FILE_BLOCK_PATIENTS):
-            kept.append(table.iloc[max(start - first, 0) : max(stop - first, 0)])
-            first += len(table)
-            if first >= stop:
+            last = first + len(table)
+            for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+                if a < last and b > first:
+                    pieces[k].append(table.iloc[max(a - first, 0) : b - first])
+            first = last
+            if first >= bounds[-1]:
                 break
-        return TablePopulation(pd.concat(kept, ignore_index=True))
+        return [TablePopulation(pd.concat(p, ignore_index=True)) for p in pieces]
 
 
 def _rebatched(
