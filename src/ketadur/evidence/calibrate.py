@@ -10,12 +10,12 @@ error of the pool (``1 + n_trial / n_pool``). Priors are normal on each paramete
 plausible range, centred on the registry default.
 
 Method (justified in ``docs/calibration.md``): CMA-ES, started from the best point of a Latin
-hypercube over the ranges, finds the posterior mode; the likelihood is
-then tempered by the misfit at the mode (Birge ratio) so that the posterior reflects the model's
-own error; a short small-step CMA-ES polishes the best tempered point; adaptive multiple
-importance sampling (AMIS) from Gaussians seeded by CMA-ES's covariance turns the mode into
-weighted posterior draws. The budget is a number of model
-evaluations, so a result depends on seed and budget only, never on machine speed.
+hypercube over the ranges, finds the posterior mode, and a short small-step CMA-ES polishes
+it; the likelihood is then tempered by the misfit at the mode (Birge ratio) so that the
+posterior's width reflects the model's own error, as a Birge ratio scales the uncertainties of
+a least-squares fit and not its values; adaptive multiple importance sampling (AMIS) from
+Gaussians seeded by CMA-ES's covariance draws from that tempered posterior. The budget is a
+number of model evaluations, so a result depends on seed and budget only, never on machine speed.
 """
 
 from __future__ import annotations
@@ -98,9 +98,9 @@ PROPOSAL_FLOOR_SD = 0.04
 """Smallest SD of an importance-sampling proposal, in units of a parameter's log range."""
 
 METHOD = (
-    "CMA-ES from the best point of a Latin hypercube to the posterior mode, likelihood "
-    "tempered by the Birge ratio, a small-step CMA-ES polish of the best tempered point, then "
-    "adaptive multiple importance sampling (AMIS) seeded by the CMA-ES covariance"
+    "CMA-ES from the best point of a Latin hypercube to the posterior mode, a small-step "
+    "CMA-ES polish of the mode, then adaptive multiple importance sampling (AMIS) seeded by "
+    "the CMA-ES covariance from the posterior with its likelihood tempered by the Birge ratio"
 )
 """The method in words, as written to the calibration file."""
 
@@ -620,33 +620,35 @@ def calibrate(
             history.append({"stage": "cma", "evaluations": evaluate.count, "best_chi2": min(chi2s)})
             if progress:
                 progress("cma-es", evaluate.count, evaluations)
-        # ---- tempering: the misfit at the mode widens every target's error
-        post0 = [log_post(u, c) for u, c in zip(seen_u, chi2s, strict=True)]
-        best = int(np.argmax(post0))
-        chi2_min = chi2s[best]
-        n_targets = len(objective.targets) + len(objective.phenomena)
-        temper = max(1.0, chi2_min / max(1, n_targets - d))
-        seen_post = [log_post(u, c, temper) for u, c in zip(seen_u, chi2s, strict=True)]
-        # ---- polish: a fresh, small-step CMA-ES from the best tempered posterior so far. The
-        # main run ends with a step size set for the whole space, and in fifteen dimensions its
-        # best sample was still short of the mode along flat axes (2026.11-4: the expectancy CV)
+        # ---- polish: a fresh, small-step CMA-ES from the best point so far. The main run ends
+        # with a step size set for the whole space, and in fifteen dimensions its best sample
+        # was still short of the mode along flat axes (2026.11-4: the expectancy CV)
+        seen_post = [log_post(u, c) for u, c in zip(seen_u, chi2s, strict=True)]
         polish_budget = POPSIZE * int(POLISH_FRACTION * evaluations / POPSIZE)
         if polish_budget:
             polish = _strategy(seen_u[int(np.argmax(seen_post))], POLISH_SIGMA, rng)
             for _ in range(polish_budget // POPSIZE):
                 us = [np.asarray(u) for u in polish.ask()]
                 c = evaluate(us)
-                post = [log_post(u, ci, temper) for u, ci in zip(us, c, strict=True)]
+                post = [log_post(u, ci) for u, ci in zip(us, c, strict=True)]
                 polish.tell(us, [-p for p in post])
                 seen_u += us
                 seen_stage += ["polish"] * len(us)
                 seen_post += post
+                chi2s += c
                 history.append({"stage": "polish", "evaluations": evaluate.count,
                                 "best_log_posterior": max(seen_post)})  # fmt: skip
                 if progress:
                     progress("polish", evaluate.count, evaluations)
+        # ---- the point: the posterior mode, untempered. Tempering widens the posterior for
+        # the draws below; applied to the point as well, it would only pull it towards the
+        # prior centre by the misfit of targets the model cannot reach
+        best = int(np.argmax(seen_post))
+        chi2_min = chi2s[best]
+        n_targets = len(objective.targets) + len(objective.phenomena)
+        temper = max(1.0, chi2_min / max(1, n_targets - d))
         # ---- AMIS: Gaussian proposals, each from the weighted samples so far
-        mean = seen_u[int(np.argmax(seen_post))]
+        mean = seen_u[best]
         # CMA-ES's covariance, doubled in SD, with a floor: a defensive width so that a ridge
         # of the posterior beyond CMA-ES's last steps is still sampled
         cov = es.sigma**2 * np.asarray(es.C) * 4.0 + np.eye(d) * PROPOSAL_FLOOR_SD**2
@@ -654,6 +656,7 @@ def calibrate(
         per_round = max(2, (evaluations - evaluate.count) // rounds)
         proposals: list[tuple[np.ndarray, np.ndarray, int]] = []
         is_u: list[np.ndarray] = []
+        is_chi2: list[float] = []
         is_post: list[float] = []
         for _ in range(rounds):
             batch = []
@@ -664,6 +667,7 @@ def calibrate(
             c = evaluate(batch)
             proposals.append((mean, cov, per_round))
             is_u += batch
+            is_chi2 += c
             is_post += [log_post(u, ci, temper) for u, ci in zip(batch, c, strict=True)]
             w = _truncated_weights(_amis_log_weights(np.array(is_u), np.array(is_post), proposals))
             mean = np.average(np.array(is_u), axis=0, weights=w)
@@ -675,12 +679,12 @@ def calibrate(
                 progress("importance sampling", evaluate.count, evaluations)
         # ---- draws: systematic resampling of the weighted samples, in a random order (it
         # returns them sorted by sample, and users take the first K: ``validate
-        # --parameter-draws``, trial replicates); point: the best seen
+        # --parameter-draws``, trial replicates); point: the best seen, untempered
         positions = (rng.random() + np.arange(draws)) / draws
         picked = np.minimum(np.searchsorted(np.cumsum(w), positions), len(w) - 1)
         picked = picked[draw_order(seed, draws)]
         all_u = seen_u + is_u
-        all_post = seen_post + is_post
+        all_post = seen_post + [log_post(u, c) for u, c in zip(is_u, is_chi2, strict=True)]
         top = int(np.argmax(all_post))
         point_u = all_u[top]
         point_stage = (seen_stage + ["amis"] * len(is_u))[top]
