@@ -226,6 +226,14 @@ FREE_PARAMETERS: tuple[FreeParameter, ...] = (
         "expectancy_gain_per_administration",
         "heterogeneity of the placebo response (midazolam 24-h response rate)",
     ),
+    # The counter-regulation that large glutamate surges build: what makes a higher dose's
+    # benefit shorter-lived (seed phenomenon). At its registry value the calibrated points of
+    # 2026.12-1 and after kept 1 mg/kg's benefit longer than 0.5 mg/kg's.
+    _typical(
+        "homeostasis_build_per_h",
+        "counter-regulation built by a large dose (a higher dose stronger but shorter-lived)",
+        lower=0.002,
+    ),
     # Life events are the model's only cause of relapse on continued dosing; their size moved
     # SUSTAIN-1's esketamine arm where no durability parameter did (docs/calibration.md). Their
     # size, not their rate: a larger mean scales the same exponential draws, so every patient

@@ -2,7 +2,8 @@
 
 The seeds state qualitative facts about the typical patient that no single published number
 carries: one infusion's benefit is mostly gone within two weeks, a series lasts longer than one
-dose, and a DUSP6 inhibitor around one dose extends it several-fold (Ma 2025). The phenomenon
+dose, a DUSP6 inhibitor around one dose extends it several-fold (Ma 2025), and a higher dose is
+stronger but shorter-lived. The phenomenon
 tests (``tests/test_phenomena.py``) check them after a calibration; a calibration also weighs
 them, so that it does not trade them away for a better fit to the trials (the first 2026.11-4
 attempt did: ``docs/calibration.md``).
@@ -28,7 +29,7 @@ from ketadur.regimen import (
     single_infusion,
     six_infusions,
 )
-from ketadur.summaries import day_of_loss_of_response
+from ketadur.summaries import benefit_half_time, day_of_loss_of_response
 
 LOG_SCALE = math.log(1.01)
 """Shortfall (log scale) that counts as one standard error: a ratio 1 % below its aim (near a
@@ -52,18 +53,20 @@ class TypicalRuns:
     single: SimulationResult
     six: SimulationResult
     dusp6: SimulationResult
+    double_dose: SimulationResult
 
 
 def typical_runs(params: ParameterSet) -> TypicalRuns:
-    """One infusion, six infusions, and one infusion with a DUSP6 inhibitor for 14 days, for
-    the typical patient on ``params``, over :data:`HORIZON_DAYS`."""
+    """One infusion, six infusions, one infusion with a DUSP6 inhibitor for 14 days, and one
+    infusion of twice the dose (1 mg/kg), for the typical patient on ``params``, over
+    :data:`HORIZON_DAYS`."""
     patient = Patient(params=params)
     dusp6 = single_infusion().with_adjunct(AdjunctWindow(start_day=0.0, end_day=14.0))
-    single, six, with_inhibitor = (
+    single, six, with_inhibitor, double = (
         simulate(r, patient, t_end_days=HORIZON_DAYS)
-        for r in (single_infusion(), six_infusions(), dusp6)
+        for r in (single_infusion(), six_infusions(), dusp6, single_infusion(dose_mg_per_kg=1.0))
     )
-    return TypicalRuns(patient.baseline_madrs, single, six, with_inhibitor)
+    return TypicalRuns(patient.baseline_madrs, single, six, with_inhibitor, double)
 
 
 def _loss_day(runs: TypicalRuns, result: SimulationResult, after_day: float = 0.0) -> float:
@@ -95,6 +98,19 @@ def six_against_one(runs: TypicalRuns) -> float:
 def dusp6_extension(runs: TypicalRuns) -> float:
     """Days of response after one infusion with a DUSP6 inhibitor for 14 days, over without."""
     return _ratio(_loss_day(runs, runs.dusp6), _loss_day(runs, runs.single))
+
+
+def higher_dose_shorter(runs: TypicalRuns) -> float:
+    """Benefit half-time after one 0.5 mg/kg infusion over that after 1 mg/kg (above 1: the
+    larger dose's benefit is shorter-lived); NaN unless the larger dose is also the stronger."""
+    base = runs.baseline_madrs
+    low_peak, high_peak = (
+        float((base - r.table["madrs"].to_numpy()).max()) for r in (runs.single, runs.double_dose)
+    )
+    if not high_peak > low_peak:
+        return math.nan
+    low = benefit_half_time(runs.single, baseline_madrs=base)
+    return _ratio(low, benefit_half_time(runs.double_dose, baseline_madrs=base))
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,13 @@ PHENOMENA: tuple[Phenomenon, ...] = (
         "three times as long",
         3.0,
         dusp6_extension,
+    ),
+    Phenomenon(
+        "higher_dose_shorter",
+        "a higher dose is stronger but shorter-lived (seed 003): one 1 mg/kg infusion improves "
+        "more than one of 0.5 mg/kg, and its benefit's half-time is shorter",
+        1.0,
+        higher_dose_shorter,
     ),
 )
 """The phenomena a calibration weighs (on by default; ``ketadur calibrate --no-phenomena`` leaves
