@@ -46,28 +46,11 @@ def six_result(params):
     return simulate(six_infusions(), Patient(params=params), t_end_days=90.0)
 
 
-def _known_disagreement_when_calibrated(request, why: str) -> None:
-    """Mark the calibrated case a strict expected failure: a documented disagreement between the
-    calibrated model and a seed phenomenon (docs/calibration.md), which must not pass silently."""
-    if "calibrated" in request.node.name:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason=f"Known disagreement: {why}; see docs/calibration.md."
-            )
-        )
-
-
 def _improvement(result):
     return BASELINE - result.table["madrs"].to_numpy()
 
 
-def test_single_infusion_time_course(request, params, single_result):
-    _known_disagreement_when_calibrated(
-        request,
-        "at the calibrated values (2026.12-1) 50.3 % of one infusion's peak improvement is left "
-        "at day 14 (the phenomenon asks for less than half): the calibration weighs this fade "
-        "as a soft hinge, and a miss of 0.5 % cost it 0.003 of chi2",
-    )
+def test_single_infusion_time_course(params, single_result):
     t = single_result.table["t_days"].to_numpy()
     improvement = _improvement(single_result)
     # Falls within 4 h: at least a quarter of baseline gone by 4 h.
@@ -179,16 +162,8 @@ def test_met_carriers_respond_less(params, single_result):
     assert best["met/met"] < 0.97 * best["val/val"]
 
 
-def test_higher_dose_stronger_but_shorter_lived(request, params):
+def test_higher_dose_stronger_but_shorter_lived(params):
     """Seed 003: higher doses produce stronger but potentially shorter-lived changes."""
-    _known_disagreement_when_calibrated(
-        request,
-        "at the calibrated values (2026.12-1) 1 mg/kg is stronger than 0.5 mg/kg (peak "
-        "improvement 23.1 vs 22.5 points) but longer-lived, not shorter (benefit half-time 14.2 "
-        "vs 13.7 days): the homeostatic counter-regulation that shortens a larger dose's benefit "
-        "keeps its registry strength, where it barely wins (11.3 vs 11.8 days), and the "
-        "calibration does not weigh this phenomenon",
-    )
     low = simulate(iv_infusions([0.0], dose_mg_per_kg=0.5), Patient(params=params), t_end_days=60.0)
     high = simulate(
         iv_infusions([0.0], dose_mg_per_kg=1.0), Patient(params=params), t_end_days=60.0

@@ -45,7 +45,7 @@ from ketadur.population.presets import get_preset
 from ketadur.population.typical import from_values
 from ketadur.protocols.io import load_protocol
 
-CALIBRATION_VERSION = "2026.12-1"
+CALIBRATION_VERSION = "2026.12-3"
 """Version of the shipped calibration (bumped whenever it is regenerated)."""
 
 SECONDS_PER_EVALUATION = 11.0
