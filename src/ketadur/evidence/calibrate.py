@@ -590,7 +590,6 @@ def calibrate(
     evaluate = _Evaluator(objective, workers)
     history: list[dict] = []
     seen_u: list[np.ndarray] = []
-    seen_post: list[float] = []
     seen_stage: list[str] = []  # the stage that proposed each of seen_u
 
     def log_post(u: np.ndarray, chi2: float, temper: float = 1.0) -> float:
@@ -631,7 +630,7 @@ def calibrate(
         # ---- polish: a fresh, small-step CMA-ES from the best point so far. The main run ends
         # with a step size set for the whole space, and in fifteen dimensions its best sample
         # was still short of the mode along flat axes (2026.11-4: the expectancy CV)
-        seen_post = [log_post(u, c) for u, c in zip(seen_u, chi2s, strict=True)]
+        seen_post: list[float] = [log_post(u, c) for u, c in zip(seen_u, chi2s, strict=True)]
         polish_budget = POPSIZE * int(POLISH_FRACTION * evaluations / POPSIZE)
         if polish_budget:
             polish = _strategy(seen_u[int(np.argmax(seen_post))], POLISH_SIGMA, rng)
