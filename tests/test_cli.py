@@ -151,6 +151,10 @@ def test_population_and_population_simulation_commands(tmp_path, cli):
     assert list(out.columns) == ["subject_id", "arm", "t_days", "madrs", "structural"]
     assert len(out) == 6 * 8
     assert (out.query("t_days == 1").madrs < out.query("t_days == 0").madrs.to_numpy()).all()
+    # stderr is a pipe here, not a terminal: the progress comes as plain lines, the last at the
+    # end (a run under nohup or in CI would otherwise show nothing until it finishes)
+    progress = [line for line in res.stderr.splitlines() if " of 6 (" in line]
+    assert progress and progress[-1].startswith("simulating patients: 6 of 6 ("), res.stderr
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -11,6 +12,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
@@ -68,11 +70,42 @@ def check_seed(seed: int) -> None:
         raise KetadurInputError("--seed", "must be a non-negative integer", seed)
 
 
+LOG_EVERY_S = 60.0
+"""Seconds between the plain progress lines written where stderr is not a terminal."""
+
+
+class _LoggedProgress(Progress):
+    """A progress bar that, where stderr is not a terminal (a log file, ``nohup``, CI), writes a
+    plain line per task at most every :data:`LOG_EVERY_S` seconds and when the task completes:
+    the bar itself is drawn only on a terminal, and an hour's calibration would show nothing."""
+
+    def __init__(self, *columns, **kwargs) -> None:
+        super().__init__(*columns, **kwargs)
+        self._logged_at: dict[TaskID, float] = {}
+
+    def update(self, task_id: TaskID, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        if self.console.is_terminal:
+            return
+        task = next(t for t in self.tasks if t.id == task_id)
+        now = time.monotonic()
+        finished = task.total is not None and task.completed >= task.total
+        if finished or now - self._logged_at.get(task_id, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._logged_at[task_id] = now
+            total = "?" if task.total is None else f"{task.total:g}"
+            elapsed = task.elapsed or 0.0
+            self.console.print(
+                f"{task.description}: {task.completed:g} of {total} ({elapsed:.0f} s)",
+                highlight=False,
+            )
+
+
 def progress_bar(*, remaining: bool = True) -> Progress:
     """The CLI's transient progress bar on stderr: description, bar, done/total, and time
-    remaining (or elapsed, when the total is not known ahead)."""
+    remaining (or elapsed, when the total is not known ahead); plain lines instead where stderr
+    is not a terminal."""
     clock = TimeRemainingColumn() if remaining else TimeElapsedColumn()
-    return Progress(
+    return _LoggedProgress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
