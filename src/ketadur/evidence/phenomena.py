@@ -3,10 +3,9 @@
 The seeds state qualitative facts about the typical patient that no single published number
 carries: one infusion's benefit is mostly gone within two weeks, a series lasts longer than one
 dose, a DUSP6 inhibitor around one dose extends it several-fold (Ma 2025), and a higher dose is
-stronger but shorter-lived. The phenomenon
-tests (``tests/test_phenomena.py``) check them after a calibration; a calibration also weighs
-them, so that it does not trade them away for a better fit to the trials (the first 2026.11-4
-attempt did: ``docs/calibration.md``).
+stronger but shorter-lived. The phenomenon tests (``tests/test_phenomena.py``) check them after
+a calibration; a calibration also weighs them, so that it does not trade them away for a better
+fit to the trials (the first 2026.11-4 attempt did: ``docs/calibration.md``).
 
 Each is a ratio the typical patient must reach. Its residual is a hinge on the log scale: zero
 when the ratio is reached with a 2 % margin, ``ln(aim / value) / LOG_SCALE`` when it falls
