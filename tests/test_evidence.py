@@ -222,7 +222,7 @@ def test_cli_validate_json_and_errors(tmp_path):
     args = ["validate", "--only", "yale2024_SBP_peak_change", "--pool", "20", "--replicates", "5"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)  # progress lines go to stderr
     assert doc["summary"]["reproduced"] == 1
     assert doc["targets"][0]["id"] == "yale2024_SBP_peak_change"
     assert [p["id"] for p in doc["phenomena"]] == [p.id for p in PHENOMENA]
