@@ -29,7 +29,7 @@ are hit exactly, as in the reference engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import exp
+from math import exp, log
 from pathlib import Path
 from types import MappingProxyType
 
@@ -135,6 +135,7 @@ _ARK_AI[4, :5] = [
     1 / 4,
 ]
 _ARK_AI[5, :] = [82889 / 524892, 0.0, 15625 / 83664, 69875 / 102672, -2260 / 8211, 1 / 4]
+_ARK_AD = _ARK_AI - _ARK_AE
 _ARK_B = _ARK_AI[5].copy()
 _ARK_E = _ARK_B - np.array(
     [
@@ -256,6 +257,13 @@ def _exp_phi1(x):
 def _pk_advance(zs, zr, lam, w, u, h, adv, n_adv, zs_out, zr_out):
     """Exact PK of the modes listed in ``adv`` over ``h`` hours with constant IV rates ``u[0]``
     (S) and ``u[1]`` (R), mg/h."""
+    if u[0] == 0.0 and u[1] == 0.0:  # no infusion running: free decay (no phi1 needed)
+        for k in range(n_adv):
+            m = adv[k]
+            e = exp(lam[m] * h)
+            zs_out[m] = e * zs[m]
+            zr_out[m] = e * zr[m]
+        return
     for k in range(n_adv):
         m = adv[k]
         e, p1 = _exp_phi1(lam[m] * h)
@@ -381,7 +389,7 @@ def _apply_dose(zs, zr, v_inv, delta):
         zr[m] += dr
 
 
-_WORK_SIZE = 15 * N_NL + 5 * N_LOCAL + 6 + len(SIGNALS)
+_WORK_SIZE = 16 * N_NL + 5 * N_LOCAL + 6 + len(SIGNALS)
 """Floats of scratch one patient's integration needs (:func:`_integrate_one`)."""
 
 
@@ -434,7 +442,8 @@ def _integrate_one(
     zs1 = work[15 * n + 2 * N_LOCAL : 15 * n + 3 * N_LOCAL]
     zr1 = work[15 * n + 3 * N_LOCAL : 15 * n + 4 * N_LOCAL]
     w = work[15 * n + 4 * N_LOCAL : 15 * n + 5 * N_LOCAL]
-    a = 15 * n + 5 * N_LOCAL
+    den = work[15 * n + 5 * N_LOCAL : 16 * n + 5 * N_LOCAL]
+    a = 16 * n + 5 * N_LOCAL
     conc = work[a : a + 4]
     plasma = work[a + 4 : a + 6]
     sig = work[a + 6 : a + 6 + len(SIGNALS)]
@@ -464,7 +473,7 @@ def _integrate_one(
         i_le += 1
     n_steps = 0
     h = 0.01
-    err_old = 1e-4
+    log_err_old = log(1e-4)
     t = t_start
     drug = True
     while True:
@@ -512,7 +521,8 @@ def _integrate_one(
                     _mode_conc(zs, zr, v, obs, n_obs, to_um, conc)
                 _LOSS(y, conc, u, cc, sc, dl)
                 for i in range(N_NL):
-                    dl[i] = max(dl[i], 0.0)
+                    dl[i] = step * max(dl[i], 0.0)
+                    den[i] = 1.0 / (1.0 + _ARK_GAMMA * dl[i])
                     kz[0, i] = y[i]
                 _RHS(y, conc, u, cc, sc, kf[0])
                 for s in range(1, 6):
@@ -521,10 +531,8 @@ def _integrate_one(
                         stiff = 0.0
                         for j in range(s):
                             acc += _ARK_AE[s, j] * kf[j, i]
-                            stiff += (_ARK_AI[s, j] - _ARK_AE[s, j]) * kz[j, i]
-                        kz[s, i] = (y[i] + step * (acc - dl[i] * stiff)) / (
-                            1.0 + step * _ARK_GAMMA * dl[i]
-                        )
+                            stiff += _ARK_AD[s, j] * kz[j, i]
+                        kz[s, i] = (y[i] + step * acc - dl[i] * stiff) * den[i]
                     # Stages 2-5 need only the observed modes; the last (c = 1) advances every
                     # mode to the step's end.
                     if drug and s < 5:
@@ -535,6 +543,7 @@ def _integrate_one(
                         _mode_conc(zs1, zr1, v, obs, n_obs, to_um, conc)
                     _RHS(kz[s], conc, u, cc, sc, kf[s])
                 err = 0.0
+                total = 0.0
                 for i in range(N_NL):
                     acc = 0.0
                     e_i = 0.0
@@ -544,8 +553,11 @@ def _integrate_one(
                     ys[i] = y[i] + step * acc
                     scale = atol[i] + rtol[i] * max(abs(y[i]), abs(ys[i]))
                     # filtered for the implicit part (Hairer & Wanner's (I - h gamma J)^-1)
-                    e_i /= 1.0 + step * _ARK_GAMMA * dl[i]
-                    err = max(err, abs(step * e_i) / scale)
+                    e_abs = abs(step * e_i * den[i])
+                    total += e_abs + abs(ys[i])
+                    err = max(err, e_abs / scale)
+                if not total < np.inf:
+                    err = np.nan
                 n_steps += 1
                 if err <= 1.0:
                     t = target if hit else t + step
@@ -561,10 +573,10 @@ def _integrate_one(
                         if not drug:
                             conc[:] = 0.0
                     # PI step control (Gustafsson), for the embedded method's order 3.
-                    e = max(err, 1e-10)
-                    grow = 0.9 * e ** (-0.175) * err_old**0.1
+                    log_e = log(max(err, 1e-10))
+                    grow = 0.9 * exp(0.1 * log_err_old - 0.175 * log_e)
                     h = step * min(5.0, max(0.1, grow))
-                    err_old = max(err, 1e-4)
+                    log_err_old = max(log_e, log(1e-4))
                     if hit:
                         h = max(h, h_try)
                 else:

@@ -93,11 +93,12 @@ def nmda_occupancy(
     k: CascadeConstants,
 ) -> float:
     """Fraction of NMDA receptors blocked: competitive sum of four ligands (unbound uM / Ki)."""
+    # (1 / Ki) is a constant of the patient, so a compiled engine computes it once
     u = (
-        s_ketamine / k.ki_s
-        + r_ketamine / k.ki_r
-        + s_norketamine / k.ki_s_nk
-        + r_norketamine / k.ki_r_nk
+        s_ketamine * (1.0 / k.ki_s)
+        + r_ketamine * (1.0 / k.ki_r)
+        + s_norketamine * (1.0 / k.ki_s_nk)
+        + r_norketamine * (1.0 / k.ki_r_nk)
     )
     return u / (1.0 + u)
 
@@ -116,7 +117,7 @@ def mtorc1_activity(trkb: float, erk: float, k: CascadeConstants) -> float:
     """mTORC1 activation (0-1) by TrkB (PI3K/Akt) and ERK: a steep sigmoid, so that the burst after
     a dose triggers synaptic protein synthesis while low-level tonic signalling does not."""
     drive = max(trkb, 0.0) + k.mtor_erk_weight * max(erk, 0.0)
-    x = drive / k.mtor_half
+    x = drive * (1.0 / k.mtor_half)
     if k.mtor_hill == math.floor(k.mtor_hill) and k.mtor_hill <= 8.0:
         # An integer Hill coefficient (the registry's 4) is multiplied out: a general power is
         # the costliest operation in the fast engine's right-hand side.
