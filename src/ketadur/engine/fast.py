@@ -191,7 +191,7 @@ class FastSettings:
     signal_tolerance_factor: float = 5.0
     max_step_h: float = 24.0
     uncontrolled: tuple[str, ...] = ("glutamate",)
-    atol_by_state: tuple[tuple[str, float], ...] = (("acute", 1e-5),)
+    atol_by_state: tuple[tuple[str, float], ...] = (("erk", 1e-5), ("acute", 1e-5))
 
     def __post_init__(self) -> None:
         for name in ("rtol", "atol"):
