@@ -255,3 +255,20 @@ def test_the_fast_engines_ark_tableau_has_its_published_orders():
     assert residuals(fast._ARK_B, 4).max() < 1e-14
     assert residuals(embedded, 3).max() < 1e-14
     assert residuals(embedded, 4).max() > 1e-4  # the embedded solution is only third order
+
+
+def test_the_fast_engine_reports_a_patient_whose_states_turn_nan_as_failed():
+    """A non-finite result must fail the step, never be accepted: with an mTORC1 half-activation
+    of NaN the right-hand side is NaN once a dose drives mTORC1, and the span must come back as
+    failed (its outputs are then discarded), not as a success carrying NaN states."""
+    import dataclasses
+
+    from ketadur.engine.fast import integrate_span_fast
+
+    model = compile_model(Patient())
+    broken = dataclasses.replace(model, cc=model.cc._replace(mtor_half=float("nan")))
+    t_out = np.arange(0.0, 3.0 * 24.0 + 1e-9, 24.0)
+    for m, status in ((model, "success"), (broken, "failed")):
+        sched = compile_schedule(m, single_infusion())
+        span = integrate_span_fast(m, sched, m.initial_state(), 0.0, 72.0, t_out)
+        assert span.status == status
