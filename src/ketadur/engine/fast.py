@@ -272,7 +272,7 @@ def _pk_advance(zs, zr, lam, w, u, h, adv, n_adv, zs_out, zr_out):
 
 
 @nb.njit(**_JIT, inline="always")
-def _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1):
+def _active_modes(zs, zr, size, seen, w, u, adv, obs, zs1, zr1):
     """List the PK modes that can be nonzero over the next step (``adv``: some amplitude, or the
     infusion feeds them) and, of those, the ones the effect-site concentrations see (``obs``);
     return the two counts. The others (an oral route's depots after an infusion, say) stay
@@ -280,19 +280,17 @@ def _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1):
     decaying mode no input feeds is dropped (set to zero) once its share of the observed
     compartments is below 1e-13 mg or mg/L, a tenth of :func:`_drug_present`'s bound for all of
     them: the effect-site equilibration (~300/h) and distribution modes vanish within hours of an
-    infusion, long before the drug does."""
+    infusion, long before the drug does. ``size`` and ``seen`` are :func:`_mode_weights`."""
     infusing = u[0] != 0.0 or u[1] != 0.0
     n_adv = n_obs = 0
     for m in range(N_LOCAL):
-        if not infusing and lam[m] < 0.0:
-            size = abs(v[_CEK, m]) + abs(v[_CENK, m]) + abs(v[_CEN, m]) + abs(v[_NK, m])
-            if size * (abs(zs[m]) + abs(zr[m])) < 1e-13:
-                zs[m] = 0.0  # a decayed mode: below a tenth of _drug_present's bound
-                zr[m] = 0.0
+        if not infusing and size[m] > 0.0 and size[m] * (abs(zs[m]) + abs(zr[m])) < 1e-13:
+            zs[m] = 0.0  # a decayed mode: below a tenth of _drug_present's bound
+            zr[m] = 0.0
         if zs[m] != 0.0 or zr[m] != 0.0 or (infusing and w[m] != 0.0):
             adv[n_adv] = m
             n_adv += 1
-            if v[_CEK, m] != 0.0 or v[_CENK, m] != 0.0:
+            if seen[m]:
                 obs[n_obs] = m
                 n_obs += 1
         else:
@@ -334,21 +332,33 @@ def _pk_observe(zs, zr, v, pkc, conc, plasma):
     plasma[1] = (nks + nkr) / pkc.v_nk_l * 1000.0 * (pkc.mw_nk / pkc.mw_k)
 
 
-@nb.njit(**_JIT)
-def _drug_present(zs, zr, v, lam, u):
+@nb.njit(**_JIT, inline="always")
+def _mode_weights(v, lam, size, seen):
+    """Per PK mode, constant for the patient: ``size``, the summed weight of a decaying mode in
+    the observed compartments (effect sites, plasma, norketamine; 0 for a mode that does not
+    decay), and ``seen``, whether the effect-site concentrations depend on the mode."""
+    for m in range(N_LOCAL):
+        size[m] = 0.0
+        if lam[m] < 0.0:
+            size[m] = abs(v[_CEK, m]) + abs(v[_CENK, m]) + abs(v[_CEN, m]) + abs(v[_NK, m])
+        seen[m] = v[_CEK, m] != 0.0 or v[_CENK, m] != 0.0
+
+
+@nb.njit(**_JIT, inline="always")
+def _drug_present(zs, zr, size, u):
     """False once no IV input runs and every decaying PK mode is negligible (< 1e-12 mg or mg/L
-    in any observed compartment); those modes are then set to zero so PK work can be skipped."""
+    in any observed compartment); those modes are then set to zero so PK work can be skipped.
+    ``size`` is :func:`_mode_weights`'."""
     if u[0] != 0.0 or u[1] != 0.0:
         return True
     bound = 0.0
     for m in range(N_LOCAL):
-        if lam[m] < 0.0:
-            size = abs(v[_CEK, m]) + abs(v[_CENK, m]) + abs(v[_CEN, m]) + abs(v[_NK, m])
-            bound += size * (abs(zs[m]) + abs(zr[m]))
+        if size[m] > 0.0:
+            bound += size[m] * (abs(zs[m]) + abs(zr[m]))
     if bound >= 1e-12:
         return True
     for m in range(N_LOCAL):
-        if lam[m] < 0.0:
+        if size[m] > 0.0:
             zs[m] = 0.0
             zr[m] = 0.0
     return False
@@ -389,8 +399,10 @@ def _apply_dose(zs, zr, v_inv, delta):
         zr[m] += dr
 
 
-_WORK_SIZE = 16 * N_NL + 5 * N_LOCAL + 6 + len(SIGNALS)
+_WORK_SIZE = 16 * N_NL + 6 * N_LOCAL + 6 + len(SIGNALS)
 """Floats of scratch one patient's integration needs (:func:`_integrate_one`)."""
+_IWORK_SIZE = 3 * N_LOCAL
+"""Integers of scratch one patient's integration needs (:func:`_integrate_one`)."""
 
 
 @nb.njit(**_JIT, _nrt=False)
@@ -426,7 +438,7 @@ def _integrate_one(
     reference engine's ``integrate_span``: jumps due at ``t_start`` are applied, those due at
     ``t_end`` are not; outputs are right-continuous except at ``t_end``. ``le_t``/``le_points``
     are the patient's own life events (hours, MADRS points); ``work`` is scratch of
-    :data:`_WORK_SIZE` floats, ``iwork`` of ``2 * N_LOCAL`` integers. Returns the number of
+    :data:`_WORK_SIZE` floats, ``iwork`` of :data:`_IWORK_SIZE` integers. Returns the number of
     steps tried, or -1 if the step size collapsed.
 
     Compiled without Numba's reference counting (it allocates nothing): the atomic counts on the
@@ -442,15 +454,18 @@ def _integrate_one(
     zs1 = work[15 * n + 2 * N_LOCAL : 15 * n + 3 * N_LOCAL]
     zr1 = work[15 * n + 3 * N_LOCAL : 15 * n + 4 * N_LOCAL]
     w = work[15 * n + 4 * N_LOCAL : 15 * n + 5 * N_LOCAL]
-    den = work[15 * n + 5 * N_LOCAL : 16 * n + 5 * N_LOCAL]
-    a = 16 * n + 5 * N_LOCAL
+    size = work[15 * n + 5 * N_LOCAL : 15 * n + 6 * N_LOCAL]
+    den = work[15 * n + 6 * N_LOCAL : 16 * n + 6 * N_LOCAL]
+    a = 16 * n + 6 * N_LOCAL
     conc = work[a : a + 4]
     plasma = work[a + 4 : a + 6]
     sig = work[a + 6 : a + 6 + len(SIGNALS)]
     adv = iwork[:N_LOCAL]
-    obs = iwork[N_LOCAL:]
+    obs = iwork[N_LOCAL : 2 * N_LOCAL]
+    seen = iwork[2 * N_LOCAL :]
     n_adv = n_obs = 0
     to_um = pkc.fu * 1000.0 / pkc.mw_k
+    _mode_weights(v, lam, size, seen)
     for i in range(n):
         y[i] = y0[2 * N_LOCAL + i]
     for m in range(N_LOCAL):
@@ -490,7 +505,7 @@ def _integrate_one(
         u = bp_u[b]
         drug = drug or u[0] != 0.0 or u[1] != 0.0
         if drug:
-            n_adv, n_obs = _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1)
+            n_adv, n_obs = _active_modes(zs, zr, size, seen, w, u, adv, obs, zs1, zr1)
         else:
             conc[:] = 0.0
         last = b + 1 >= n_bp or bp_t[b + 1] >= t_end
@@ -567,9 +582,11 @@ def _integrate_one(
                         for m in range(N_LOCAL):
                             zs[m] = zs1[m]
                             zr[m] = zr1[m]
-                        drug = _drug_present(zs, zr, v, lam, u)
+                        drug = _drug_present(zs, zr, size, u)
                         if drug:
-                            n_adv, n_obs = _active_modes(zs, zr, v, w, u, lam, adv, obs, zs1, zr1)
+                            n_adv, n_obs = _active_modes(
+                                zs, zr, size, seen, w, u, adv, obs, zs1, zr1
+                            )
                         if not drug:
                             conc[:] = 0.0
                     # PI step control (Gustafsson), for the embedded method's order 3.
@@ -658,7 +675,7 @@ def integrate_batch(
             out[i],
             y_end[i],
             np.empty(_WORK_SIZE),
-            np.empty(2 * N_LOCAL, dtype=np.int64),
+            np.empty(_IWORK_SIZE, dtype=np.int64),
         )
 
 
@@ -714,7 +731,7 @@ def _integrate_single(
     return _integrate_one(
         _pkc(pkc_row), _cc(cc_row), _sc(sc_row), lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
         j_value, j_delta, empty, empty, y0, t_start, t_end, t_out, codes, rtol, atol, max_step,
-        out, y_end, np.empty(_WORK_SIZE), np.empty(2 * N_LOCAL, dtype=np.int64),
+        out, y_end, np.empty(_WORK_SIZE), np.empty(_IWORK_SIZE, dtype=np.int64),
     )  # fmt: skip
 
 

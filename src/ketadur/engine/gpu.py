@@ -67,7 +67,7 @@ def _unpacker(cls: type) -> Callable:
 
 _DEVICE = cuda.jit(device=True)
 _PKC, _CC, _SC = (_DEVICE(_unpacker(c)) for c in (PKConstants, CascadeConstants, SynapseConstants))
-_WORK_SIZE, _IWORK_SIZE = fast._WORK_SIZE, 2 * fast.N_LOCAL
+_WORK_SIZE, _IWORK_SIZE = fast._WORK_SIZE, fast._IWORK_SIZE
 
 
 def _unwrapping(integrate: Callable) -> Callable:
