@@ -193,11 +193,14 @@ class FastSettings:
     and leaving it out takes 18 % fewer steps at the same agreement. ``atol_by_state`` replaces
     ``atol`` for the states named (a vector tolerance, as CVODE takes one): the acute response
     (0-1) decays to nothing within a day of each dose, and tracking its tail to 1e-7 set most
-    steps of the first days after a dose; 1e-5 of it is about 1e-4 MADRS points. The defaults
-    meet the 1e-3 agreement with the reference engine on every library arm; the DUSP6
-    inhibitor arms, where ERK stays high for weeks, have the least margin (4.2e-4 over ten
-    patients per arm with calibration 2026.12-1; a signal factor of 20 let them reach 1.5e-3
-    there). ``docs/benchmarks.md`` has the measurements."""
+    steps of the first days after a dose; 1e-5 of it is about 1e-4 MADRS points. ERK sets most
+    steps now; between doses it sits at 0.02-0.05 (0.1-0.5 after one), where its relative
+    tolerance (5e-4) amounts to 1e-5 to 2.5e-5, so an absolute 1e-5 (instead of 5e-7) leaves
+    its peaks and the DUSP6 inhibitor's weeks of high ERK under the relative tolerance, and
+    takes 6 % fewer steps.
+    The defaults meet the 1e-3 agreement with the reference engine on every library arm (worst
+    5.8e-4 over ten patients per arm with calibration 2026.12-3); a signal factor of 20 took
+    the DUSP6 inhibitor arms to 1.5e-3. ``docs/benchmarks.md`` has the measurements."""
 
     rtol: float = 1e-4
     atol: float = 1e-7
