@@ -157,7 +157,7 @@ _PI_TARGET = 0.9**4
 I-controller with the usual safety factor 0.9, 0.9**4 = 0.66. The PI controller reaches
 ``err = _PI_SAFETY ** (1 / (alpha - beta))`` there, so its safety factor is derived from the
 target. With the factor 0.9 itself (until 2026-12-04) it aimed at 0.9**(1 / 0.075) = 0.245, four
-times tighter than the tolerances asked: 27 % more steps for no agreement that was needed
+times tighter than the tolerances asked: 25 % more steps for no agreement that was needed
 (``docs/benchmarks.md``)."""
 _PI_SAFETY = _PI_TARGET ** (_PI_ALPHA - _PI_BETA)
 
