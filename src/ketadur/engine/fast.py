@@ -558,22 +558,11 @@ def _integrate_one(
                 _RHS(y, conc, u, cc, sc, kf[0])
                 for s in range(1, 6):
                     for i in range(N_NL):
-                        # the sums over the stages before s, written out (a loop of s terms
-                        # was slower)
-                        acc = _ARK_AE[s, 0] * kf[0, i]
-                        stiff = _ARK_AD[s, 0] * kz[0, i]
-                        if s > 1:
-                            acc += _ARK_AE[s, 1] * kf[1, i]
-                            stiff += _ARK_AD[s, 1] * kz[1, i]
-                        if s > 2:
-                            acc += _ARK_AE[s, 2] * kf[2, i]
-                            stiff += _ARK_AD[s, 2] * kz[2, i]
-                        if s > 3:
-                            acc += _ARK_AE[s, 3] * kf[3, i]
-                            stiff += _ARK_AD[s, 3] * kz[3, i]
-                        if s > 4:
-                            acc += _ARK_AE[s, 4] * kf[4, i]
-                            stiff += _ARK_AD[s, 4] * kz[4, i]
+                        acc = 0.0
+                        stiff = 0.0
+                        for j in range(s):
+                            acc += _ARK_AE[s, j] * kf[j, i]
+                            stiff += _ARK_AD[s, j] * kz[j, i]
                         kz[s, i] = (y[i] + step * acc - dl[i] * stiff) * den[i]
                     # Stages 2-5 need only the observed modes; the last (c = 1) advances every
                     # mode to the step's end.
