@@ -74,12 +74,14 @@ class SynapseConstants(NamedTuple):
     core_madrs: float
     max_relief: float
     relief_half: float
+    relief_half_pow: float  # relief_half ** relief_hill, once per patient
     w_p: float
     w_s: float
     w_c: float
     cadss_emax: float
     cadss_o50: float
     cadss_hill: float
+    cadss_o50_pow: float  # cadss_o50 ** cadss_hill, once per patient
     sbp_baseline: float
     sbp_emax: float
     sbp_ec50: float
@@ -139,12 +141,14 @@ class SynapseConstants(NamedTuple):
             core_madrs=baseline_madrs - situational_madrs,
             max_relief=1.0 - p["madrs_refractory_fraction"],
             relief_half=p["relief_half_max"],
+            relief_half_pow=p["relief_half_max"] ** p["relief_hill"],
             w_p=p["relief_weight_potentiation"],
             w_s=p["relief_weight_structural"],
             w_c=p["relief_weight_consolidated"],
             cadss_emax=p["cadss_emax_points"],
             cadss_o50=p["cadss_occupancy50"],
             cadss_hill=p["cadss_hill"],
+            cadss_o50_pow=p["cadss_occupancy50"] ** p["cadss_hill"],
             sbp_baseline=baseline_sbp_mmhg,
             sbp_emax=p["sbp_emax_mmhg"],
             sbp_ec50=p["sbp_ec50_ng_per_ml"],
@@ -197,7 +201,7 @@ def relief(
         + expectancy
     )
     rn = max(r, 0.0) ** k.relief_hill  # states may dip below 0 by round-off
-    return k.max_relief * rn / (k.relief_half**k.relief_hill + rn)
+    return k.max_relief * rn / (k.relief_half_pow + rn)
 
 
 def madrs(relief_fraction: float, situational: float, k: SynapseConstants) -> float:
@@ -208,7 +212,7 @@ def madrs(relief_fraction: float, situational: float, k: SynapseConstants) -> fl
 def cadss(occupancy: float, k: SynapseConstants) -> float:
     """Dissociation (CADSS total) as a sigmoid function of NMDA occupancy."""
     o = occupancy**k.cadss_hill
-    return k.cadss_emax * o / (k.cadss_o50**k.cadss_hill + o)
+    return k.cadss_emax * o / (k.cadss_o50_pow + o)
 
 
 def sbp(plasma_ketamine_ng_per_ml: float, k: SynapseConstants) -> float:
