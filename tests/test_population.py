@@ -317,3 +317,34 @@ def test_an_unreadable_population_file_names_the_population(tmp_path):
     with pytest.raises(KetadurInputError) as err:
         FilePopulation(path).check()
     assert err.value.field == "population"
+
+
+def test_fast_engine_agrees_with_the_reference_engine_at_weekly_outputs():
+    """The output grid must not set the accuracy: at weekly outputs (a trial's visits) the steps
+    between doses are as long as the engine allows, and the lifestyle arm, whose tonic ERK keeps
+    mTORC1 and potentiation going for months, is the most sensitive to them (5.8e-3 off in
+    potentiation when each output time was stepped to and steps could reach 24 hours)."""
+    from ketadur.engine.reference import simulate
+    from ketadur.population.table import patient_of
+    from ketadur.protocols.schedule import fixed_regimen
+
+    name, arm = "durability_comparison", "induction_lifestyle"
+    protocol = load_protocol(name)
+    pop = validate_population(
+        generate_population("trd-adults", 2, seed=zlib.crc32(name.encode()) % 1000)
+    )
+    days = np.arange(0.0, protocol.duration_days + 1e-9, 7.0)
+    fast = pd.concat(
+        simulate_population(
+            protocol, pop, arm=arm, outputs=("potentiation", "madrs"), output_days=days
+        )
+    )
+    regimen = fixed_regimen(protocol, protocol.arm(arm))
+    for _, row in pop.iterrows():
+        ref = simulate(
+            regimen, patient_of(row), t_end_days=protocol.duration_days, output_days=days
+        )
+        mine = fast[fast["subject_id"] == row["subject_id"]]
+        a, b = ref.table["potentiation"].to_numpy(), mine["potentiation"].to_numpy()
+        assert np.all(np.abs(a - b) <= 1e-3 * np.abs(a) + 1e-6)
+        assert np.abs(ref.table["madrs"].to_numpy() - mine["madrs"].to_numpy()).max() < 0.05

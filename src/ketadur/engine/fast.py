@@ -4,15 +4,20 @@ Technique (chosen by measurement, see ``docs/benchmarks.md``):
 
 - the linear PK block is propagated exactly in modal form (:mod:`ketadur.model.pk_modes`), so the
   very fast effect-site equilibration (ke0 ~ 300/h) costs nothing and needs no small steps;
-- the cascade and synapse states are integrated by the additive Runge-Kutta pair ARK4(3)6L[2]SA
-  (Kennedy & Carpenter 2003) with a PI step-size controller, one adaptive step per patient. Every
+- the cascade and synapse states are integrated by the additive Runge-Kutta pair ARK4(3)7L[2]SA1
+  (Kennedy & Carpenter 2019) with a PI step-size controller, one adaptive step per patient. Every
   state's derivative is a production minus a first-order loss (``loss`` in
   :mod:`ketadur.model.kernels`); the loss, frozen at each step's start, is the implicit (L-stable)
   part and costs one division per state, the rest is explicit. The stiffness left once the PK is
   exact is in those losses (glutamate ~2.8/h, ERK 1.6-2.1/h in quiet weeks and faster after a
   dose, BDNF, the acute response), so steps are set by accuracy, not stability. Dormand-Prince
   5(4) with glutamate in Lawson form (until 2026-11-22) kept steps below about 2 hours in quiet
-  weeks, held by ERK's stability (``docs/benchmarks.md``);
+  weeks, held by ERK's stability; ARK4(3)6L[2]SA (until 2026-12-05) took a third more steps
+  (``docs/benchmarks.md``);
+- between doses the fast signalling states sit at quasi-steady values that follow the slow
+  states, and there the error estimate sees only part of the error of a long step (a quarter of
+  ERK's on a step of 8 hours, a thirtieth on one of 16): the step is therefore at most
+  :attr:`FastSettings.max_step_h` (6 hours);
 - the fast signalling states (glutamate, BDNF, ERK, DUSP6) relax towards values set by the slow
   states, so their local errors decay instead of accumulating: their tolerances are 5 times
   looser, and glutamate, driven by the exact PK alone, is left out of the step control
@@ -23,7 +28,14 @@ Technique (chosen by measurement, see ``docs/benchmarks.md``):
   batch it runs in.
 
 Breakpoints (dose, infusion edges, sessions, adjunct, lifestyle and medication changes, life events)
-are hit exactly, as in the reference engine.
+are hit exactly, as in the reference engine. Output times are not: an output inside a step is
+interpolated (cubic Hermite for the nonlinear states, linear for a state many relaxation times
+stiff over the step, exact for the PK), so the output grid does not change the steps taken, and a
+fine grid (hourly curves, say) costs one right-hand side per step rather than a step per output.
+Until 2026-12-05 each output time was stepped to: daily outputs forced 9 % of the steps of a year
+of weekly maintenance, and they also happened to keep quiet-week steps short, so that weekly
+outputs (a trial's visits) met the agreement less well than daily ones (potentiation 5.8e-3
+instead of 3e-4 on ``durability_comparison``'s lifestyle arm).
 """
 
 from __future__ import annotations
@@ -97,54 +109,90 @@ _SIGNAL_CODES = {
 _STATE_CODE = 40  # 40 + i: state i of the full state vector (original PK coordinates)
 JUMP_LIFE_EVENT, JUMP_SESSION, JUMP_DOSE = 0, 1, 2
 
-# ARK4(3)6L[2]SA (Kennedy & Carpenter, Appl Numer Math 2003;44:139, as in SUNDIALS' ARKODE
-# ARK436L2SA): an explicit and an L-stable ESDIRK tableau sharing nodes and weights; ``_ARK_E`` is
-# the weights less the embedded third-order ones.
-_ARK_C = np.array([0.0, 1 / 2, 83 / 250, 31 / 50, 17 / 20, 1.0])
-_ARK_GAMMA = 1 / 4
-_ARK_AE = np.zeros((6, 6))
-_ARK_AE[1, 0] = 1 / 2
-_ARK_AE[2, :2] = [13861 / 62500, 6889 / 62500]
+# ARK4(3)7L[2]SA1 (Kennedy & Carpenter, Appl Numer Math 2019;136:183, as in SUNDIALS' ARKODE
+# ARK437L2SA): an explicit and an L-stable, stiffly accurate ESDIRK tableau sharing nodes and
+# weights; ``_ARK_E`` is the weights less the embedded third-order ones. Between doses ERK follows
+# BDNF - 1, a few hundredths, so BDNF's stage errors come back as ERK's error, one the embedded
+# estimate shares and cannot see. The second node here is 0.247 (ARK4(3)6L[2]SA's was 1/2), and
+# the explicit second stage, the one an explicit method cannot make second-order, errs four
+# times less: on a step of 8 hours in a quiet week ERK's true local error is 12 times smaller,
+# and a year of weekly maintenance takes a third fewer steps (``docs/benchmarks.md``).
+_N_STAGES = 7
+_ARK_GAMMA = 1235 / 10000
+_ARK_C = np.array([0.0, 247 / 1000, 4276536705230 / 10142255878289, 67 / 200, 3 / 40, 7 / 10, 1.0])
+_ARK_AE = np.zeros((7, 7))
+_ARK_AE[1, 0] = 247 / 1000
+_ARK_AE[2, :2] = [247 / 4000, 2694949928731 / 7487940209513]
 _ARK_AE[3, :3] = [
-    -116923316275 / 2393684061468,
-    -2731218467317 / 15368042101831,
-    9408046702089 / 11113171139209,
+    464650059369 / 8764239774964,
+    878889893998 / 2444806327765,
+    -952945855348 / 12294611323341,
 ]
 _ARK_AE[4, :4] = [
-    -451086348788 / 2902428689909,
-    -2682348792572 / 7519795681897,
-    12662868775082 / 11960479115383,
-    3355817975965 / 11060851509271,
+    476636172619 / 8159180917465,
+    -1271469283451 / 7793814740893,
+    -859560642026 / 4356155882851,
+    1723805262919 / 4571918432560,
 ]
 _ARK_AE[5, :5] = [
-    647845179188 / 3216320057751,
-    73281519250 / 8382639484533,
-    552539513391 / 3454668386233,
-    3354512671639 / 8306763924573,
-    4040 / 17871,
+    6338158500785 / 11769362343261,
+    -4970555480458 / 10924838743837,
+    3326578051521 / 2647936831840,
+    -880713585975 / 1841400956686,
+    -1428733748635 / 8843423958496,
 ]
-_ARK_AI = np.zeros((6, 6))
-_ARK_AI[1, :2] = [1 / 4, 1 / 4]
-_ARK_AI[2, :3] = [8611 / 62500, -1743 / 31250, 1 / 4]
-_ARK_AI[3, :4] = [5012029 / 34652500, -654441 / 2922500, 174375 / 388108, 1 / 4]
+_ARK_AE[6, :6] = [
+    760814592956 / 3276306540349,
+    760814592956 / 3276306540349,
+    -47223648122716 / 6934462133451,
+    71187472546993 / 9669769126921,
+    -13330509492149 / 9695768672337,
+    11565764226357 / 8513123442827,
+]
+_ARK_AI = np.zeros((7, 7))
+_ARK_AI[1, :2] = [_ARK_GAMMA, _ARK_GAMMA]
+_ARK_AI[2, :3] = [624185399699 / 4186980696204, 624185399699 / 4186980696204, _ARK_GAMMA]
+_ARK_AI[3, :4] = [
+    1258591069120 / 10082082980243,
+    1258591069120 / 10082082980243,
+    -322722984531 / 8455138723562,
+    _ARK_GAMMA,
+]
 _ARK_AI[4, :5] = [
-    15267082809 / 155376265600,
-    -71443401 / 120774400,
-    730878875 / 902184768,
-    2285395 / 8070912,
-    1 / 4,
+    -436103496990 / 5971407786587,
+    -436103496990 / 5971407786587,
+    -2689175662187 / 11046760208243,
+    4431412449334 / 12995360898505,
+    _ARK_GAMMA,
 ]
-_ARK_AI[5, :] = [82889 / 524892, 0.0, 15625 / 83664, 69875 / 102672, -2260 / 8211, 1 / 4]
+_ARK_AI[5, :6] = [
+    -2207373168298 / 14430576638973,
+    -2207373168298 / 14430576638973,
+    242511121179 / 3358618340039,
+    3145666661981 / 7780404714551,
+    5882073923981 / 14490790706663,
+    _ARK_GAMMA,
+]
+_ARK_AI[6, :] = [
+    0.0,
+    0.0,
+    9164257142617 / 17756377923965,
+    -10812980402763 / 74029279521829,
+    1335994250573 / 5691609445217,
+    2273837961795 / 8368240463276,
+    _ARK_GAMMA,
+]
 _ARK_AD = _ARK_AI - _ARK_AE
-_ARK_B = _ARK_AI[5].copy()
+_ARK_B = _ARK_AI[6].copy()
 _ARK_E = _ARK_B - np.array(
     [
-        4586570599 / 29645900160,
         0.0,
-        178811875 / 945068544,
-        814220225 / 1159782912,
-        -3700637 / 11593932,
-        61727 / 225920,
+        0.0,
+        4469248916618 / 8635866897933,
+        -621260224600 / 4094290005349,
+        696572312987 / 2942599194819,
+        1532940081127 / 5565293938103,
+        2441 / 20000,
     ]
 )
 
@@ -198,6 +246,13 @@ class FastSettings:
     tolerance (5e-4) amounts to 1e-5 to 2.5e-5, so an absolute 1e-5 (instead of 5e-7) leaves
     its peaks and the DUSP6 inhibitor's weeks of high ERK under the relative tolerance, and
     takes 6 % fewer steps.
+    ``max_step_h`` bounds every step. Between doses the fast signalling states sit at
+    quasi-steady values that follow the slow states, and on a long step the error estimate sees
+    only part of their error (the explicit stages extrapolate the production that sets them): a
+    quarter of ERK's on a step of 8 hours, a thirtieth on one of 16. ERK drives mTORC1 with a
+    Hill power of 4, so its error reaches potentiation: with 24 hours, the lifestyle arm of
+    ``durability_comparison`` missed the agreement (potentiation 7.6e-3 off); 6 hours keeps it
+    at 6.5e-5 for 4 % more steps than 8 hours.
     The defaults meet the 1e-3 agreement with the reference engine on every library arm (worst
     5.8e-4 over ten patients per arm with calibration 2026.12-3); a signal factor of 20 took
     the DUSP6 inhibitor arms to 1.5e-3. ``docs/benchmarks.md`` has the measurements."""
@@ -205,7 +260,7 @@ class FastSettings:
     rtol: float = 1e-4
     atol: float = 1e-7
     signal_tolerance_factor: float = 5.0
-    max_step_h: float = 24.0
+    max_step_h: float = 6.0
     uncontrolled: tuple[str, ...] = ("glutamate",)
     atol_by_state: tuple[tuple[str, float], ...] = (("erk", 1e-5), ("acute", 1e-5))
 
@@ -403,6 +458,41 @@ def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row, conc, plasma, sig):
             row[c] = sig[code - 20]
 
 
+_HERMITE_STIFFNESS = 2.0
+"""Largest step times loss rate (dimensionless) for which a state is interpolated by cubic
+Hermite; a stiffer state (ERK in a quiet week, with steps of many hours) is interpolated linearly:
+its derivatives at the step's ends measure how fast it returns to its quasi-steady value, not
+its course, and over a step of 20 times its relaxation time the cubic would overshoot by that
+much."""
+
+
+@nb.njit(**_JIT, inline="always")
+def _dense_output(
+    dt, step, y, ys, f0, f1, dl, zs, zr, lam, w, u, drug, adv, n_adv, y_o, zs_o, zr_o
+):
+    """The state ``dt`` hours into an accepted step of ``step`` hours: nonlinear states by cubic
+    Hermite interpolation between the step's ends (``y``, ``ys``) and derivatives (``f0``,
+    ``f1``), third order like the step's error estimate; PK modes advanced exactly from the
+    step's start (``zs``, ``zr``) into ``zs_o``/``zr_o``. An output time then costs one
+    right-hand side per step that holds it, not a step of its own."""
+    th = dt / step
+    g = 1.0 - th
+    h00 = (1.0 + 2.0 * th) * g * g
+    h10 = th * g * g * step
+    h01 = th * th * (3.0 - 2.0 * th)
+    h11 = -th * th * g * step
+    for i in range(N_NL):
+        if dl[i] <= _HERMITE_STIFFNESS:
+            y_o[i] = h00 * y[i] + h01 * ys[i] + h10 * f0[i] + h11 * f1[i]
+        else:
+            y_o[i] = g * y[i] + th * ys[i]
+    for m in range(N_LOCAL):
+        zs_o[m] = 0.0
+        zr_o[m] = 0.0
+    if drug:
+        _pk_advance(zs, zr, lam, w, u, dt, adv, n_adv, zs_o, zr_o)
+
+
 @nb.njit(**_JIT, _nrt=False)
 def _apply_dose(zs, zr, v_inv, delta):
     for m in range(N_LOCAL):
@@ -415,7 +505,7 @@ def _apply_dose(zs, zr, v_inv, delta):
         zr[m] += dr
 
 
-_WORK_SIZE = 16 * N_NL + 6 * N_LOCAL + 6 + len(SIGNALS)
+_WORK_SIZE = (6 + 2 * _N_STAGES) * N_NL + 8 * N_LOCAL + 6 + len(SIGNALS)
 """Floats of scratch one patient's integration needs (:func:`_integrate_one`)."""
 _IWORK_SIZE = 3 * N_LOCAL
 """Integers of scratch one patient's integration needs (:func:`_integrate_one`)."""
@@ -463,16 +553,23 @@ def _integrate_one(
     y = work[:n]
     ys = work[n : 2 * n]
     dl = work[2 * n : 3 * n]
-    kf = work[3 * n : 9 * n].reshape((6, n))
-    kz = work[9 * n : 15 * n].reshape((6, n))
-    zs = work[15 * n : 15 * n + N_LOCAL]
-    zr = work[15 * n + N_LOCAL : 15 * n + 2 * N_LOCAL]
-    zs1 = work[15 * n + 2 * N_LOCAL : 15 * n + 3 * N_LOCAL]
-    zr1 = work[15 * n + 3 * N_LOCAL : 15 * n + 4 * N_LOCAL]
-    w = work[15 * n + 4 * N_LOCAL : 15 * n + 5 * N_LOCAL]
-    size = work[15 * n + 5 * N_LOCAL : 15 * n + 6 * N_LOCAL]
-    den = work[15 * n + 6 * N_LOCAL : 16 * n + 6 * N_LOCAL]
-    a = 16 * n + 6 * N_LOCAL
+    ns = _N_STAGES
+    kf = work[3 * n : (3 + ns) * n].reshape((ns, n))
+    kz = work[(3 + ns) * n : (3 + 2 * ns) * n].reshape((ns, n))
+    a = (3 + 2 * ns) * n
+    zs = work[a : a + N_LOCAL]
+    zr = work[a + N_LOCAL : a + 2 * N_LOCAL]
+    zs1 = work[a + 2 * N_LOCAL : a + 3 * N_LOCAL]
+    zr1 = work[a + 3 * N_LOCAL : a + 4 * N_LOCAL]
+    w = work[a + 4 * N_LOCAL : a + 5 * N_LOCAL]
+    size = work[a + 5 * N_LOCAL : a + 6 * N_LOCAL]
+    zs_o = work[a + 6 * N_LOCAL : a + 7 * N_LOCAL]
+    zr_o = work[a + 7 * N_LOCAL : a + 8 * N_LOCAL]
+    a += 8 * N_LOCAL
+    den = work[a : a + n]
+    y_o = work[a + n : a + 2 * n]
+    f_end = work[a + 2 * n : a + 3 * n]
+    a += 3 * n
     conc = work[a : a + 4]
     plasma = work[a + 4 : a + 6]
     sig = work[a + 6 : a + 6 + len(SIGNALS)]
@@ -536,15 +633,13 @@ def _integrate_one(
             if t >= t_seg:
                 break
             target = t_seg
-            if i_out < t_out.size and t_out[i_out] < target:
-                target = t_out[i_out]
             if i_le < le_t.size and le_t[i_le] < target:
                 target = le_t[i_le]
             while t < target:
                 h_try = min(h, max_step)
                 hit = t + h_try >= target
                 step = target - t if hit else h_try
-                # ARK4(3)6L[2]SA: each state's own first-order loss (``_LOSS``, frozen at the
+                # ARK4(3)7L[2]SA1: each state's own first-order loss (``_LOSS``, frozen at the
                 # step's start) is the implicit part, solved per state by one division; the
                 # rest of the right-hand side is the explicit part. kf holds the full
                 # right-hand side at each stage, kz the stage values.
@@ -556,7 +651,7 @@ def _integrate_one(
                     den[i] = 1.0 / (1.0 + _ARK_GAMMA * dl[i])
                     kz[0, i] = y[i]
                 _RHS(y, conc, u, cc, sc, kf[0])
-                for s in range(1, 6):
+                for s in range(1, _N_STAGES):
                     for i in range(N_NL):
                         acc = 0.0
                         stiff = 0.0
@@ -566,7 +661,7 @@ def _integrate_one(
                         kz[s, i] = (y[i] + step * acc - dl[i] * stiff) * den[i]
                     # Stages 2-5 need only the observed modes; the last (c = 1) advances every
                     # mode to the step's end.
-                    if drug and s < 5:
+                    if drug and s < _N_STAGES - 1:
                         _pk_advance(zs, zr, lam, w, u, _ARK_C[s] * step, obs, n_obs, zs1, zr1)
                         _mode_conc(zs1, zr1, v, obs, n_obs, to_um, conc)
                     elif drug:
@@ -578,7 +673,7 @@ def _integrate_one(
                 for i in range(N_NL):
                     acc = 0.0
                     e_i = 0.0
-                    for j in range(6):
+                    for j in range(_N_STAGES):
                         acc += _ARK_B[j] * kf[j, i]
                         e_i += _ARK_E[j] * kf[j, i]
                     ys[i] = y[i] + step * acc
@@ -591,7 +686,22 @@ def _integrate_one(
                     err = np.nan
                 n_steps += 1
                 if err <= 1.0:
-                    t = target if hit else t + step
+                    t_new = target if hit else t + step
+                    if i_out < t_out.size and t_out[i_out] < t_new:
+                        # Outputs inside the step: the nonlinear states by cubic Hermite
+                        # interpolation, the PK exactly (``conc`` is the step end's).
+                        _RHS(ys, conc, u, cc, sc, f_end)
+                        while i_out < t_out.size and t_out[i_out] < t_new:
+                            _dense_output(
+                                t_out[i_out] - t, step, y, ys, kf[0], f_end, dl, zs, zr, lam,
+                                w, u, drug, adv, n_adv, y_o, zs_o, zr_o,
+                            )  # fmt: skip
+                            _record(
+                                y_o, zs_o, zr_o, v, u, pkc, cc, sc, codes, out[i_out], conc,
+                                plasma, sig,
+                            )  # fmt: skip
+                            i_out += 1
+                    t = t_new
                     for i in range(N_NL):
                         y[i] = ys[i]
                     if drug:

@@ -1,7 +1,7 @@
 """GPU path of the fast engine (optional): the same integrator, one CUDA thread per patient.
 
 The kernel is :func:`ketadur.engine.fast._integrate_one` itself, retargeted by Numba's CUDA
-compiler (``numba-cuda``): the right-hand side, the exact PK, the ARK4(3)6L[2]SA stages and the
+compiler (``numba-cuda``): the right-hand side, the exact PK, the ARK4(3)7L[2]SA1 stages and the
 step control are the very functions the CPU engine compiles, so the GPU cannot drift from it.
 Nothing here is needed to use ketadur; without a CUDA GPU :func:`gpu_available` is false and
 asking for ``device="gpu"`` is an input error.
