@@ -254,8 +254,9 @@ class FastSettings:
     ``durability_comparison`` missed the agreement (potentiation 7.6e-3 off); 6 hours keeps it
     at 6.5e-5 for 4 % more steps than 8 hours.
     The defaults meet the 1e-3 agreement with the reference engine on every library arm (worst
-    5.8e-4 over ten patients per arm with calibration 2026.12-3); a signal factor of 20 took
-    the DUSP6 inhibitor arms to 1.5e-3. ``docs/benchmarks.md`` has the measurements."""
+    6.3e-4, the DUSP6 inhibitor arms, over ten patients per arm with calibration 2026.12-3); a
+    signal factor of 20 took those arms to 1.5e-3 (2026-12-04). ``docs/benchmarks.md`` has the
+    measurements."""
 
     rtol: float = 1e-4
     atol: float = 1e-7
@@ -462,8 +463,7 @@ _HERMITE_STIFFNESS = 2.0
 """Largest step times loss rate (dimensionless) for which a state is interpolated by cubic
 Hermite; a stiffer state (ERK in a quiet week, with steps of many hours) is interpolated linearly:
 its derivatives at the step's ends measure how fast it returns to its quasi-steady value, not
-its course, and over a step of 20 times its relaxation time the cubic would overshoot by that
-much."""
+its course (the cubic overshot ERK by 25 % in a 24-hour step)."""
 
 
 @nb.njit(**_JIT, inline="always")
@@ -472,9 +472,11 @@ def _dense_output(
 ):
     """The state ``dt`` hours into an accepted step of ``step`` hours: nonlinear states by cubic
     Hermite interpolation between the step's ends (``y``, ``ys``) and derivatives (``f0``,
-    ``f1``), third order like the step's error estimate; PK modes advanced exactly from the
-    step's start (``zs``, ``zr``) into ``zs_o``/``zr_o``. An output time then costs one
-    right-hand side per step that holds it, not a step of its own."""
+    ``f1``), third order like the step's error estimate, or linearly where the step is more
+    than :data:`_HERMITE_STIFFNESS` times the state's relaxation time (``dl``: step times loss
+    rate); PK modes advanced exactly from the step's start (``zs``, ``zr``) into
+    ``zs_o``/``zr_o``. An output time then costs one right-hand side per step that holds it,
+    not a step of its own."""
     th = dt / step
     g = 1.0 - th
     h00 = (1.0 + 2.0 * th) * g * g
@@ -659,8 +661,8 @@ def _integrate_one(
                             acc += _ARK_AE[s, j] * kf[j, i]
                             stiff += _ARK_AD[s, j] * kz[j, i]
                         kz[s, i] = (y[i] + step * acc - dl[i] * stiff) * den[i]
-                    # Stages 2-5 need only the observed modes; the last (c = 1) advances every
-                    # mode to the step's end.
+                    # The inner stages need only the observed modes; the last (c = 1) advances
+                    # every mode to the step's end.
                     if drug and s < _N_STAGES - 1:
                         _pk_advance(zs, zr, lam, w, u, _ARK_C[s] * step, obs, n_obs, zs1, zr1)
                         _mode_conc(zs1, zr1, v, obs, n_obs, to_um, conc)
@@ -688,8 +690,8 @@ def _integrate_one(
                 if err <= 1.0:
                     t_new = target if hit else t + step
                     if i_out < t_out.size and t_out[i_out] < t_new:
-                        # Outputs inside the step: the nonlinear states by cubic Hermite
-                        # interpolation, the PK exactly (``conc`` is the step end's).
+                        # Outputs inside the step, interpolated (``_dense_output``; ``conc`` is
+                        # the step end's).
                         _RHS(ys, conc, u, cc, sc, f_end)
                         while i_out < t_out.size and t_out[i_out] < t_new:
                             _dense_output(
