@@ -293,7 +293,7 @@ def test_the_fast_engines_output_times_do_not_change_its_solution(t_out_h):
 
 
 def test_the_fast_engines_interpolated_outputs_agree_with_the_reference_engine():
-    """Hourly outputs over an infusion day and the day after, most of them inside a step: the
+    """Outputs every 20 minutes over an infusion day and the day after, most inside a step: the
     synaptic states agree with the reference engine within the population engine's 1e-3, and
     the PK, advanced exactly to each output time, to 1e-6."""
     from ketadur.engine.fast import integrate_span_fast
