@@ -12,8 +12,8 @@ Technique (chosen by measurement, see ``docs/benchmarks.md``):
   exact is in those losses (glutamate ~2.8/h, ERK 1.6-2.1/h in quiet weeks and faster after a
   dose, BDNF, the acute response), so steps are set by accuracy, not stability. Dormand-Prince
   5(4) with glutamate in Lawson form (until 2026-11-22) kept steps below about 2 hours in quiet
-  weeks, held by ERK's stability; ARK4(3)6L[2]SA (until 2026-12-05) took a third more steps
-  (``docs/benchmarks.md``);
+  weeks, held by ERK's stability; ARK4(3)6L[2]SA (until 2026-12-05) took 38 % more steps with
+  the same step limit (``docs/benchmarks.md``);
 - between doses the fast signalling states sit at quasi-steady values that follow the slow
   states, and there the error estimate sees only part of the error of a long step (a quarter of
   ERK's on a step of 8 hours, a thirtieth on one of 16): the step is therefore at most
@@ -116,7 +116,7 @@ JUMP_LIFE_EVENT, JUMP_SESSION, JUMP_DOSE = 0, 1, 2
 # estimate shares and cannot see. The second node here is 0.247 (ARK4(3)6L[2]SA's was 1/2), and
 # the explicit second stage, the one an explicit method cannot make second-order, errs four
 # times less: on a step of 8 hours in a quiet week ERK's true local error is 12 times smaller,
-# and a year of weekly maintenance takes a third fewer steps (``docs/benchmarks.md``).
+# and a year of weekly maintenance takes 28 % fewer steps (``docs/benchmarks.md``).
 _N_STAGES = 7
 _ARK_GAMMA = 1235 / 10000
 _ARK_C = np.array([0.0, 247 / 1000, 4276536705230 / 10142255878289, 67 / 200, 3 / 40, 7 / 10, 1.0])
