@@ -208,6 +208,9 @@ target. With the factor 0.9 itself (until 2026-12-04) it aimed at 0.9**(1 / 0.07
 times tighter than the tolerances asked: 25 % more steps for no agreement that was needed
 (``docs/benchmarks.md``)."""
 _PI_SAFETY = _PI_TARGET ** (_PI_ALPHA - _PI_BETA)
+_LOG_ERR_OLD_FLOOR = log(1e-4)
+"""log of the smallest previous error estimate the PI controller remembers (and its start), so
+that one very accurate step does not let the next grow by the controller's full factor."""
 
 
 def output_codes(names: tuple[str, ...] | list[str]) -> NDArray[np.int64]:
@@ -603,7 +606,7 @@ def _integrate_one(
         i_le += 1
     n_steps = 0
     h = 0.01
-    log_err_old = log(1e-4)
+    log_err_old = _LOG_ERR_OLD_FLOOR
     t = t_start
     drug = True
     while True:
@@ -721,7 +724,7 @@ def _integrate_one(
                     log_e = log(max(err, 1e-10))
                     grow = _PI_SAFETY * exp(_PI_BETA * log_err_old - _PI_ALPHA * log_e)
                     h = step * min(5.0, max(0.1, grow))
-                    log_err_old = max(log_e, log(1e-4))
+                    log_err_old = max(log_e, _LOG_ERR_OLD_FLOOR)
                     if hit:
                         h = max(h, h_try)
                 else:
