@@ -62,7 +62,7 @@ from ketadur.model.system import INPUT_NAMES, OUTPUTS, STATE_NAMES, CompiledMode
 
 _MODEL_DIR = Path(pk.__file__).parent
 drop_stale_cache(
-    [*_MODEL_DIR.glob("*.py"), Path(__file__)],
+    [*_MODEL_DIR.glob("*.py"), Path(__file__), Path(__file__).parent / "lanes.py"],
     [Path(__file__).parent / "__pycache__", _MODEL_DIR / "__pycache__"],
 )
 _JIT = MappingProxyType({"cache": True, "error_model": "numpy"})

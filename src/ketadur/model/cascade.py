@@ -20,6 +20,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from numba.extending import register_jitable
 
 from ketadur.model.parameters import LN2, ParameterSet
 
@@ -116,17 +117,44 @@ def trkb_activation(bdnf: float, k: CascadeConstants) -> float:
 def mtorc1_activity(trkb: float, erk: float, k: CascadeConstants) -> float:
     """mTORC1 activation (0-1) by TrkB (PI3K/Akt) and ERK: a steep sigmoid, so that the burst after
     a dose triggers synaptic protein synthesis while low-level tonic signalling does not."""
-    drive = max(trkb, 0.0) + k.mtor_erk_weight * max(erk, 0.0)
-    x = drive * (1.0 / k.mtor_half)
+    x = _mtorc1_drive(trkb, erk, k)
     if k.mtor_hill == math.floor(k.mtor_hill) and k.mtor_hill <= 8.0:
         # An integer Hill coefficient (the registry's 4) is multiplied out: a general power is
         # the costliest operation in the fast engine's right-hand side.
-        r = 1.0
-        for _ in range(int(k.mtor_hill)):
-            r *= x
+        r = integer_power(x, k.mtor_hill)
     else:
         r = x**k.mtor_hill
     return r / (1.0 + r)
+
+
+def mtorc1_activity_integer_hill(trkb: float, erk: float, k: CascadeConstants) -> float:
+    """:func:`mtorc1_activity` for a Hill coefficient known to be an integer in [0, 8]: without
+    the general power's branch, so that a compiler can vectorise it across patients (the fast
+    engine's lanes)."""
+    r = integer_power(_mtorc1_drive(trkb, erk, k), k.mtor_hill)
+    return r / (1.0 + r)
+
+
+@register_jitable(inline="always")
+def _mtorc1_drive(trkb: float, erk: float, k: CascadeConstants) -> float:
+    """TrkB plus weighted ERK drive relative to the half-activating drive (dimensionless)."""
+    drive = max(trkb, 0.0) + k.mtor_erk_weight * max(erk, 0.0)
+    return drive * (1.0 / k.mtor_half)
+
+
+@register_jitable
+def integer_power(x: float, n: float) -> float:
+    """``x ** n`` for an integer ``n`` in [0, 8], as the product ``((x * x) * x) ...`` and
+    without branches (each factor is selected), so that it vectorises."""
+    r = 1.0
+    r = r * x if n >= 1.0 else r
+    r = r * x if n >= 2.0 else r
+    r = r * x if n >= 3.0 else r
+    r = r * x if n >= 4.0 else r
+    r = r * x if n >= 5.0 else r
+    r = r * x if n >= 6.0 else r
+    r = r * x if n >= 7.0 else r
+    return r * x if n >= 8.0 else r
 
 
 # ------------------------------------------------------------------------------ state derivatives

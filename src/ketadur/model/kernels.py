@@ -52,25 +52,34 @@ SIGNALS = (
 class Kernels(NamedTuple):
     """``rhs(y, conc_um, u, cc, sc, dy)`` fills ``dy`` (per hour) for the nonlinear states ``y``
     given unbound effect-site concentrations ``conc_um`` (S-, R-ketamine, S-, R-norketamine, uM) and
-    inputs ``u``, and returns (mTORC1, decay multiplier).
+    inputs ``u``; ``derivatives(y, conc_um, u, cc, sc)`` returns them as a tuple (``y``,
+    ``conc_um`` and ``u`` may then be tuples too: the fast engine's lanes pass one patient's
+    values that way, so that the compiler can vectorise across patients).
     ``observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out)`` fills ``out`` with
     :data:`SIGNALS`. ``session_jump(consolidated, potentiation, weight, sc)`` is the therapy
     jump. ``loss(y, conc_um, u, cc, sc, d)`` fills ``d`` (per hour) with each state's first-order
     loss rate: every state's derivative is a production that does not depend on the state itself,
-    minus ``d`` times the state (the fast engine treats that part implicitly)."""
+    minus ``d`` times the state (the fast engine treats that part implicitly); ``loss_rates`` returns
+    them as a tuple."""
 
     rhs: Callable
     observe: Callable
     session_jump: Callable
     loss: Callable
+    derivatives: Callable
+    loss_rates: Callable
 
 
-def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
-    """The model's wiring, each model function passed through ``jit`` (identity or a compiler)."""
+def make_kernels(jit: Callable[[Callable], Callable], integer_hill: bool = False) -> Kernels:
+    """The model's wiring, each model function passed through ``jit`` (identity or a compiler).
+    ``integer_hill``: for patients whose mTORC1 Hill coefficient is an integer in [0, 8] only
+    (:func:`~ketadur.model.cascade.mtorc1_activity_integer_hill`, which vectorises)."""
     occupancy = jit(cas.nmda_occupancy)
     ampa_throughput = jit(cas.ampa_throughput)
     trkb_activation = jit(cas.trkb_activation)
-    mtorc1_activity = jit(cas.mtorc1_activity)
+    mtorc1_activity = jit(
+        cas.mtorc1_activity_integer_hill if integer_hill else cas.mtorc1_activity
+    )
     d_glutamate = jit(cas.d_glutamate)
     d_bdnf = jit(cas.d_bdnf)
     d_erk = jit(cas.d_erk)
@@ -92,7 +101,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
     plasma_bdnf = jit(syn.plasma_bdnf)
     session_jump = jit(syn.session_consolidation)
 
-    def rhs(y, conc_um, u, cc, sc, dy):
+    def derivatives(y, conc_um, u, cc, sc):
         occ = occupancy(conc_um[0], conc_um[1], conc_um[2], conc_um[3], cc)
         glu, bdnf, erk, dusp6 = y[0], y[1], y[2], y[3]
         pot, struc, stab, homeo, tol, cons, situ = y[4], y[5], y[6], y[7], y[8], y[9], y[10]
@@ -100,20 +109,28 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         trkb = trkb_activation(bdnf, cc)
         mtor = mtorc1_activity(trkb, erk, cc)
         rate = decay_rate(erk, homeo, u[4], u[3], sc)
-        dy[0] = d_glutamate(glu, occ, tol, cc)
-        dy[1] = d_bdnf(bdnf, ampa, struc, u[3], u[5], cc)
-        dy[2] = d_erk(erk, trkb, dusp6, u[2], cc)
-        dy[3] = d_dusp6(dusp6, erk, cc)
-        dy[4] = d_potentiation(pot, mtor, sc)
-        dy[5] = d_structural(struc, pot, rate, sc)
-        dy[6] = d_stabilised(stab, struc, erk, rate, sc)
-        dy[7] = d_homeostasis(homeo, glu, sc)
-        dy[8] = d_tolerance(tol, occ, sc)
-        dy[9] = d_consolidated(cons, sc)
-        dy[10] = d_situational(situ, sc)
-        dy[11] = d_expectancy(y[11], u[6], sc)
-        dy[12] = d_acute(y[12], occ, cc.trkb_present, sc)
-        return mtor, rate
+        return (
+            d_glutamate(glu, occ, tol, cc),
+            d_bdnf(bdnf, ampa, struc, u[3], u[5], cc),
+            d_erk(erk, trkb, dusp6, u[2], cc),
+            d_dusp6(dusp6, erk, cc),
+            d_potentiation(pot, mtor, sc),
+            d_structural(struc, pot, rate, sc),
+            d_stabilised(stab, struc, erk, rate, sc),
+            d_homeostasis(homeo, glu, sc),
+            d_tolerance(tol, occ, sc),
+            d_consolidated(cons, sc),
+            d_situational(situ, sc),
+            d_expectancy(y[11], u[6], sc),
+            d_acute(y[12], occ, cc.trkb_present, sc),
+        )
+
+    jit_derivatives = jit(derivatives)
+
+    def rhs(y, conc_um, u, cc, sc, dy):
+        d = jit_derivatives(y, conc_um, u, cc, sc)
+        for i in range(len(d)):
+            dy[i] = d[i]
 
     def observe(y, conc_um, plasma_ketamine_ng_per_ml, u, cc, sc, out):
         occ = occupancy(conc_um[0], conc_um[1], conc_um[2], conc_um[3], cc)
@@ -132,7 +149,7 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         out[8] = sbp(plasma_ketamine_ng_per_ml, sc)
         out[9] = plasma_bdnf(bdnf, sc)
 
-    def loss(y, conc_um, u, cc, sc, d):
+    def loss_rates(y, conc_um, u, cc, sc):
         # Each derivative is affine in its own state, f = p - d * y, so d = f(y=0) - f(y=1):
         # the model's own functions give the rates, with nothing written twice.
         occ = occupancy(conc_um[0], conc_um[1], conc_um[2], conc_um[3], cc)
@@ -142,21 +159,32 @@ def make_kernels(jit: Callable[[Callable], Callable]) -> Kernels:
         trkb = trkb_activation(bdnf, cc)
         mtor = mtorc1_activity(trkb, erk, cc)
         rate = decay_rate(erk, homeo, u[4], u[3], sc)
-        d[0] = d_glutamate(0.0, occ, tol, cc) - d_glutamate(1.0, occ, tol, cc)
-        d[1] = d_bdnf(0.0, ampa, struc, u[3], u[5], cc) - d_bdnf(1.0, ampa, struc, u[3], u[5], cc)
-        d[2] = d_erk(0.0, trkb, dusp6, u[2], cc) - d_erk(1.0, trkb, dusp6, u[2], cc)
-        d[3] = d_dusp6(0.0, erk, cc) - d_dusp6(1.0, erk, cc)
-        d[4] = d_potentiation(0.0, mtor, sc) - d_potentiation(1.0, mtor, sc)
-        d[5] = d_structural(0.0, pot, rate, sc) - d_structural(1.0, pot, rate, sc)
-        d[6] = d_stabilised(0.0, struc, erk, rate, sc) - d_stabilised(1.0, struc, erk, rate, sc)
-        d[7] = d_homeostasis(0.0, glu, sc) - d_homeostasis(1.0, glu, sc)
-        d[8] = d_tolerance(0.0, occ, sc) - d_tolerance(1.0, occ, sc)
-        d[9] = d_consolidated(0.0, sc) - d_consolidated(1.0, sc)
-        d[10] = d_situational(0.0, sc) - d_situational(1.0, sc)
-        d[11] = d_expectancy(0.0, u[6], sc) - d_expectancy(1.0, u[6], sc)
-        d[12] = d_acute(0.0, occ, cc.trkb_present, sc) - d_acute(1.0, occ, cc.trkb_present, sc)
+        return (
+            d_glutamate(0.0, occ, tol, cc) - d_glutamate(1.0, occ, tol, cc),
+            d_bdnf(0.0, ampa, struc, u[3], u[5], cc) - d_bdnf(1.0, ampa, struc, u[3], u[5], cc),
+            d_erk(0.0, trkb, dusp6, u[2], cc) - d_erk(1.0, trkb, dusp6, u[2], cc),
+            d_dusp6(0.0, erk, cc) - d_dusp6(1.0, erk, cc),
+            d_potentiation(0.0, mtor, sc) - d_potentiation(1.0, mtor, sc),
+            d_structural(0.0, pot, rate, sc) - d_structural(1.0, pot, rate, sc),
+            d_stabilised(0.0, struc, erk, rate, sc) - d_stabilised(1.0, struc, erk, rate, sc),
+            d_homeostasis(0.0, glu, sc) - d_homeostasis(1.0, glu, sc),
+            d_tolerance(0.0, occ, sc) - d_tolerance(1.0, occ, sc),
+            d_consolidated(0.0, sc) - d_consolidated(1.0, sc),
+            d_situational(0.0, sc) - d_situational(1.0, sc),
+            d_expectancy(0.0, u[6], sc) - d_expectancy(1.0, u[6], sc),
+            d_acute(0.0, occ, cc.trkb_present, sc) - d_acute(1.0, occ, cc.trkb_present, sc),
+        )
 
-    return Kernels(jit(rhs), jit(observe), session_jump, jit(loss))
+    jit_loss_rates = jit(loss_rates)
+
+    def loss(y, conc_um, u, cc, sc, d):
+        rates = jit_loss_rates(y, conc_um, u, cc, sc)
+        for i in range(len(rates)):
+            d[i] = rates[i]
+
+    return Kernels(
+        jit(rhs), jit(observe), session_jump, jit(loss), jit_derivatives, jit_loss_rates
+    )
 
 
 PYTHON_KERNELS = make_kernels(lambda f: f)

@@ -1,0 +1,582 @@
+"""Fast engine on the CPU: patients stepped in lanes, so that one vector instruction serves several.
+
+:func:`ketadur.engine.fast._integrate_one` integrates one patient at a time; compiled, its
+right-hand side is scalar code, and Numba does not vectorise a loop over patients that calls it
+(the stores it would have to check against every load are too many). Here :data:`LANES` patients
+are held side by side, each quantity of theirs in adjacent memory (row ``r`` of lane ``l`` at
+``r * LANES + l``), and each step's arithmetic (the losses, the seven stages, the error estimate)
+is a loop over lanes that the compiler turns into AVX2/AVX-512 vector instructions. Every lane is
+a patient of its own, with its own time, step size, breakpoints, doses and outputs; what differs
+between lanes (accepting or rejecting a step, events, outputs, the exact PK with its exponentials)
+runs lane by lane in scalar code, and a lane whose patient is done takes the next one.
+
+A patient's arithmetic is the same operations in the same order as in
+:func:`~ketadur.engine.fast._integrate_one` (vector instructions round each lane as scalar ones
+do), so the results are identical bit for bit to that function's, whatever the lanes hold; a test
+checks it. The lanes need the mTORC1 Hill coefficient to be an integer in [0, 8] (the general
+power does not vectorise): :func:`integrate_batch` sends other patients to the scalar engine.
+"""
+
+from __future__ import annotations
+
+from math import exp, log
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+from ketadur.engine import fast
+from ketadur.engine.fast import (
+    _ARK_AD,
+    _ARK_AE,
+    _ARK_B,
+    _ARK_C,
+    _ARK_E,
+    _ARK_GAMMA,
+    _CEN,
+    _JIT,
+    _LOG_ERR_OLD_FLOOR,
+    _N_CC,
+    _N_SC,
+    _N_STAGES,
+    _PI_ALPHA,
+    _PI_BETA,
+    _PI_SAFETY,
+    JUMP_DOSE,
+    JUMP_SESSION,
+    N_IN,
+    N_LOCAL,
+    N_NL,
+    _active_modes,
+    _apply_dose,
+    _cc,
+    _dense_output,
+    _drug_present,
+    _mode_conc,
+    _mode_weights,
+    _pk_advance,
+    _pkc,
+    _record,
+    _sc,
+)
+from ketadur.model.cascade import CascadeConstants
+from ketadur.model.kernels import SIGNALS, make_kernels
+from ketadur.model.synapse_mood import SynapseConstants
+
+LANES = 16
+"""Patients stepped together. The compiler vectorises the lane loops from 16 on (8 doubles per
+AVX-512 instruction, unrolled twice); measured in ``docs/benchmarks.md``."""
+
+_K = make_kernels(nb.njit(**_JIT, inline="always"), integer_hill=True)
+_DERIVATIVES, _LOSS_RATES, _SESSION = _K.derivatives, _K.loss_rates, _K.session_jump
+_RHS, _OBSERVE = fast._RHS, fast._OBSERVE
+
+
+def _compiled(source: str, name: str, namespace: dict) -> nb.core.dispatcher.Dispatcher:
+    """Compile generated ``source`` defining ``name`` (an inlined Numba function)."""
+    exec(compile(source, f"<ketadur.engine.lanes {name}>", "exec"), namespace)  # noqa: S102
+    return nb.njit(error_model="numpy", inline="always")(namespace[name])  # inlined: no cache
+
+
+def _lane_reader(n: int) -> nb.core.dispatcher.Dispatcher:
+    """``get(A, o, l)``: rows 0..n-1 of lane ``l`` in ``A`` from offset ``o``, as a tuple (one
+    patient's values as the kernels take them, with row distances the compiler can see)."""
+    items = ", ".join(f"A[o + {r * LANES} + l]" for r in range(n))
+    return _compiled(f"def get(A, o, l):\n    return ({items},)\n", "get", {})
+
+
+def _lane_writer(n: int) -> nb.core.dispatcher.Dispatcher:
+    """``put(A, o, l, d)``: the n-tuple ``d`` into rows 0..n-1 of lane ``l`` from offset ``o``."""
+    body = "".join(f"    A[o + {r * LANES} + l] = d[{r}]\n" for r in range(n))
+    return _compiled(f"def put(A, o, l, d):\n{body}", "put", {})
+
+
+def _lane_constants(cls: type, n: int) -> nb.core.dispatcher.Dispatcher:
+    """``get(A, l)``: lane ``l``'s constants (rows of ``A``) as the named tuple ``cls``."""
+    items = ", ".join(f"A[{r * LANES} + l]" for r in range(n))
+    return _compiled(f"def get(A, l):\n    return cls({items})\n", "get", {"cls": cls})
+
+
+_GET_NL, _PUT_NL = _lane_reader(N_NL), _lane_writer(N_NL)
+_GET_CONC, _GET_U = _lane_reader(4), _lane_reader(N_IN)
+_GET_CC, _GET_SC = _lane_constants(CascadeConstants, _N_CC), _lane_constants(SynapseConstants, _N_SC)
+
+_NL = N_NL * LANES
+_LANE_FLOATS = 8 * N_LOCAL + 6 * N_NL + 6 + len(SIGNALS)
+"""Floats of scalar scratch per lane (PK modes and an output's state)."""
+_N_LI = 12  # per-lane integers: patient, breakpoint, next output, next and last life event,
+# last segment, drug present, steps, PK modes advanced and observed, stage, phase
+_LANE_INTS = 3 * N_LOCAL + _N_LI
+
+# Lane phases between steps.
+_NEED_PATIENT, _SEGMENT_START, _SEGMENT, _STEPPING, _IDLE = 0, 1, 2, 3, 4
+
+
+@nb.njit(**_JIT)
+def _lane_losses(Y, C, U, CCL, SCL, step, DL, DEN, KZ, lanes):
+    """Every lane's step times loss rate ``DL``, the implicit stages' factor ``DEN`` and stage 0
+    (``KZ``) from the states ``Y`` (ARK4(3)7L[2]SA1 as in ``fast._integrate_one``)."""
+    for l in range(lanes):
+        d = _LOSS_RATES(
+            _GET_NL(Y, 0, l), _GET_CONC(C, 0, l), _GET_U(U, 0, l), _GET_CC(CCL, l), _GET_SC(SCL, l)
+        )
+        _PUT_NL(DL, 0, l, d)
+    for i in range(N_NL):
+        for l in range(lanes):
+            r = i * LANES + l
+            dl = step[l] * max(DL[r], 0.0)
+            DL[r] = dl
+            DEN[r] = 1.0 / (1.0 + _ARK_GAMMA * dl)
+            KZ[r] = Y[r]
+
+
+@nb.njit(**_JIT)
+def _lane_stage(s, Y, KF, KZ, DL, DEN, step, ACC, STF, Z, lanes):
+    """Every lane's stage ``s`` values (into ``Z``, ``KZ``'s rows of stage ``s``) from the
+    earlier stages. The sums run over whole stages (all states of all lanes, in ``ACC`` and
+    ``STF``), in the order ``fast._integrate_one`` adds them, from 0.0."""
+    n = N_NL * lanes
+    for r in range(n):
+        ACC[r] = 0.0
+        STF[r] = 0.0
+    for j in range(s):
+        ae = _ARK_AE[s, j]
+        ad = _ARK_AD[s, j]
+        o = j * n
+        for r in range(n):
+            ACC[r] += ae * KF[o + r]
+            STF[r] += ad * KZ[o + r]
+    for i in range(N_NL):
+        for l in range(lanes):
+            r = i * lanes + l
+            Z[r] = (Y[r] + step[l] * ACC[r] - DL[r] * STF[r]) * DEN[r]
+
+
+@nb.njit(**_JIT)
+def _lane_error(Y, YS, KF, DEN, step, rtol, atol, ACC, STF, ERR, TOT, lanes):
+    """Every lane's step result ``YS``, error estimate ``ERR`` (in tolerances) and the sum
+    ``TOT`` of absolute results and errors (not finite: the step failed)."""
+    n = N_NL * lanes
+    for r in range(n):
+        ACC[r] = 0.0
+        STF[r] = 0.0
+    for j in range(_N_STAGES):
+        bj = _ARK_B[j]
+        ej = _ARK_E[j]
+        o = j * n
+        for r in range(n):
+            ACC[r] += bj * KF[o + r]
+            STF[r] += ej * KF[o + r]
+    for l in range(lanes):
+        ERR[l] = 0.0
+        TOT[l] = 0.0
+    for i in range(N_NL):
+        for l in range(lanes):
+            r = i * lanes + l
+            y = Y[r]
+            ys = y + step[l] * ACC[r]
+            YS[r] = ys
+            scale = atol[i] + rtol[i] * max(abs(y), abs(ys))
+            e_abs = abs(step[l] * STF[r] * DEN[r])
+            TOT[l] += e_abs + abs(ys)
+            ERR[l] = max(ERR[l], e_abs / scale)
+
+
+@nb.njit(**_JIT)
+def _lane_rhs(Y, C, U, CCL, SCL, F, lanes):
+    """Right-hand side of every lane: the states ``Y`` (rows) into ``F``. (Offsets into the
+    arrays are taken by the caller as slices: an index that might be negative, as a runtime
+    offset would be, keeps the compiler from vectorising. ``lanes`` is :data:`LANES` passed at
+    run time: a loop of 16 known iterations is unrolled before it can be vectorised, and the
+    unrolled code cannot check at run time that its loads and stores do not overlap.)"""
+    for l in range(lanes):
+        d = _DERIVATIVES(
+            _GET_NL(Y, 0, l), _GET_CONC(C, 0, l), _GET_U(U, 0, l), _GET_CC(CCL, l),
+            _GET_SC(SCL, l),
+        )  # fmt: skip
+        _PUT_NL(F, 0, l, d)
+
+
+@nb.njit(**_JIT, _nrt=False)
+def _integrate_lanes(
+    p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
+    j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
+    max_step, out, y_end, steps, patients, Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ACC, STF, ERR,
+    TOT, LV, lane_work, lane_iwork,
+):  # fmt: skip
+    """Integrate the patients listed in ``patients[p_first:p_stop]`` (indices into the batch
+    arrays of :func:`ketadur.engine.fast.integrate_batch`, whose arguments these are), :data:`LANES`
+    at a time, each lane taking the next patient when its own is done. The arrays after
+    ``patients`` are scratch (:func:`_lane_group` allocates them). Fills ``out``, ``y_end`` and ``steps`` (-1: the step
+    size collapsed) of those patients."""
+    lanes = LV.shape[1]  # LANES, as a number the compiler does not know: see _lane_rhs
+    step_, t_, h_, target_, tseg_, loge_, toum_ = LV[0], LV[1], LV[2], LV[3], LV[4], LV[5], LV[6]
+    nl = N_NL
+    n_bp = bp_t.size
+    next_patient = p_first
+    for l in range(LANES):
+        li = lane_iwork[l]
+        li[3 * N_LOCAL + 11] = _NEED_PATIENT
+        step_[l] = 0.0
+    for a in (Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL):
+        a[:] = 0.0
+    while True:
+        # ---------------------------------------------------------------- lane by lane, scalar
+        n_active = 0
+        for l in range(LANES):
+            lw = lane_work[l]
+            li = lane_iwork[l]
+            zs = lw[0:N_LOCAL]
+            zr = lw[N_LOCAL : 2 * N_LOCAL]
+            zs1 = lw[2 * N_LOCAL : 3 * N_LOCAL]
+            zr1 = lw[3 * N_LOCAL : 4 * N_LOCAL]
+            w = lw[4 * N_LOCAL : 5 * N_LOCAL]
+            size = lw[5 * N_LOCAL : 6 * N_LOCAL]
+            y_l = lw[8 * N_LOCAL : 8 * N_LOCAL + nl]
+            conc = lw[8 * N_LOCAL + 6 * nl : 8 * N_LOCAL + 6 * nl + 4]
+            plasma = lw[8 * N_LOCAL + 6 * nl + 4 : 8 * N_LOCAL + 6 * nl + 6]
+            sig = lw[8 * N_LOCAL + 6 * nl + 6 :]
+            adv = li[0:N_LOCAL]
+            obs = li[N_LOCAL : 2 * N_LOCAL]
+            seen = li[2 * N_LOCAL : 3 * N_LOCAL]
+            s0 = 3 * N_LOCAL  # lane integers: patient, b, i_out, i_le, le_stop, last, drug,
+            phase = li[s0 + 11]  # steps, n_adv, n_obs, (spare), phase
+            p = li[s0]
+            while phase != _STEPPING and phase != _IDLE:
+                if phase == _NEED_PATIENT:
+                    if next_patient >= p_stop:
+                        phase = _IDLE
+                        break
+                    p = patients[next_patient]
+                    next_patient += 1
+                    li[s0] = p
+                    pkc = _pkc(pkc_rows[p])
+                    toum_[l] = pkc.fu * 1000.0 / pkc.mw_k
+                    for f in range(_N_CC):
+                        CCL[f * LANES + l] = cc_rows[p, f]
+                    for f in range(_N_SC):
+                        SCL[f * LANES + l] = sc_rows[p, f]
+                    _mode_weights(v[p], lam[p], size, seen)
+                    for i in range(nl):
+                        Y[i * LANES + l] = y0[p, 2 * N_LOCAL + i]
+                    for m in range(N_LOCAL):
+                        zs[m] = 0.0
+                        zr[m] = 0.0
+                        w[m] = v_inv[p, m, _CEN]
+                        for k in range(N_LOCAL):
+                            zs[m] += v_inv[p, m, k] * y0[p, k]
+                            zr[m] += v_inv[p, m, k] * y0[p, N_LOCAL + k]
+                    b = 0
+                    for k in range(n_bp):
+                        if bp_t[k] <= t_start:
+                            b = k
+                    li[s0 + 1] = b
+                    i_out = 0
+                    while i_out < t_out.size and t_out[i_out] < t_start:
+                        i_out += 1
+                    li[s0 + 2] = i_out
+                    i_le = le_ptr[p]
+                    while i_le < le_ptr[p + 1] and le_t[i_le] < t_start:
+                        i_le += 1
+                    li[s0 + 3] = i_le
+                    li[s0 + 4] = le_ptr[p + 1]
+                    li[s0 + 7] = 0
+                    h_[l] = 0.01
+                    loge_[l] = _LOG_ERR_OLD_FLOOR
+                    t_[l] = t_start
+                    li[s0 + 6] = 1
+                    phase = _SEGMENT_START
+                p = li[s0]
+                b = li[s0 + 1]
+                t = t_[l]
+                if phase == _SEGMENT_START:
+                    if bp_t[b] == t and t < t_end:
+                        for j in range(jptr[b], jptr[b + 1]):
+                            if j_kind[j] == JUMP_DOSE:
+                                _apply_dose(zs, zr, v_inv[p], j_delta[p, j])
+                                li[s0 + 6] = 1
+                                h_[l] = 0.01
+                            elif j_kind[j] == JUMP_SESSION:
+                                y9 = Y[9 * LANES + l]
+                                jump = _SESSION(y9, Y[4 * LANES + l], j_value[p, j], _sc(sc_rows[p]))
+                                Y[9 * LANES + l] = y9 + jump
+                            else:
+                                Y[10 * LANES + l] += j_value[p, j]
+                    u = bp_u[p, b]
+                    for k in range(N_IN):
+                        U[k * LANES + l] = u[k]
+                    if u[0] != 0.0 or u[1] != 0.0:
+                        li[s0 + 6] = 1
+                    if li[s0 + 6]:
+                        li[s0 + 8], li[s0 + 9] = _active_modes(
+                            zs, zr, size, seen, w, u, adv, obs, zs1, zr1
+                        )
+                    else:
+                        for k in range(4):
+                            C[k * LANES + l] = 0.0
+                    last = b + 1 >= n_bp or bp_t[b + 1] >= t_end
+                    li[s0 + 5] = last
+                    tseg_[l] = t_end if last else bp_t[b + 1]
+                    phase = _SEGMENT
+                # _SEGMENT: at a breakpoint-free time t inside (or at the end of) the segment
+                last = li[s0 + 5]
+                t_seg = tseg_[l]
+                i_le = li[s0 + 3]
+                le_stop = li[s0 + 4]
+                while i_le < le_stop and le_t[i_le] == t and t < t_end:
+                    Y[10 * LANES + l] += le_points[i_le]
+                    i_le += 1
+                li[s0 + 3] = i_le
+                i_out = li[s0 + 2]
+                if i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
+                    for i in range(nl):
+                        y_l[i] = Y[i * LANES + l]
+                    pkc, cc, sc = _pkc(pkc_rows[p]), _cc(cc_rows[p]), _sc(sc_rows[p])
+                    u = bp_u[p, b]
+                    while i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
+                        _record(y_l, zs, zr, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
+                                plasma, sig)  # fmt: skip
+                        i_out += 1
+                    li[s0 + 2] = i_out
+                if t >= t_seg:
+                    if last:
+                        for k in range(N_LOCAL):
+                            xs = 0.0
+                            xr = 0.0
+                            for m in range(N_LOCAL):
+                                xs += v[p, k, m] * zs[m]
+                                xr += v[p, k, m] * zr[m]
+                            y_end[p, k] = xs
+                            y_end[p, N_LOCAL + k] = xr
+                        for i in range(nl):
+                            y_end[p, 2 * N_LOCAL + i] = Y[i * LANES + l]
+                        steps[p] = li[s0 + 7]
+                        phase = _NEED_PATIENT
+                    else:
+                        li[s0 + 1] = b + 1
+                        phase = _SEGMENT_START
+                    continue
+                target = t_seg
+                if i_le < le_stop and le_t[i_le] < target:
+                    target = le_t[i_le]
+                target_[l] = target
+                phase = _STEPPING
+            li[s0 + 11] = phase
+            if phase == _IDLE:
+                continue
+            n_active += 1
+            # the next trial step, and the unbound effect-site concentrations at its start
+            t = t_[l]
+            h_try = min(h_[l], max_step)
+            step = target_[l] - t if t + h_try >= target_[l] else h_try
+            step_[l] = step
+            if li[s0 + 6]:
+                _mode_conc(zs, zr, v[p], obs, li[s0 + 9], toum_[l], conc)
+                for k in range(4):
+                    C[k * LANES + l] = conc[k]
+        if n_active == 0:
+            break
+        # ------------------------------------------------------------ every lane, vectorised
+        # ARK4(3)7L[2]SA1 as in _integrate_one: the losses (implicit part), stage 0.
+        _lane_losses(Y, C, U, CCL, SCL, step_, DL, DEN, KZ, lanes)
+        _lane_rhs(Y, C, U, CCL, SCL, KF, lanes)
+        for s in range(1, _N_STAGES):
+            _lane_stage(s, Y, KF, KZ, DL, DEN, step_, ACC, STF, KZ[s * _NL :], lanes)
+            # the exact PK at the stage's time, lane by lane (the inner stages need only the
+            # observed modes; the last, c = 1, advances every mode to the step's end)
+            for l in range(LANES):
+                li = lane_iwork[l]
+                if li[3 * N_LOCAL + 11] == _IDLE or not li[3 * N_LOCAL + 6]:
+                    continue
+                lw = lane_work[l]
+                p = li[3 * N_LOCAL]
+                zs, zr = lw[0:N_LOCAL], lw[N_LOCAL : 2 * N_LOCAL]
+                zs1, zr1 = lw[2 * N_LOCAL : 3 * N_LOCAL], lw[3 * N_LOCAL : 4 * N_LOCAL]
+                w = lw[4 * N_LOCAL : 5 * N_LOCAL]
+                conc = lw[8 * N_LOCAL + 6 * nl : 8 * N_LOCAL + 6 * nl + 4]
+                u = bp_u[p, li[3 * N_LOCAL + 1]]
+                n_obs = li[3 * N_LOCAL + 9]
+                obs = li[N_LOCAL : 2 * N_LOCAL]
+                if s < _N_STAGES - 1:
+                    _pk_advance(zs, zr, lam[p], w, u, _ARK_C[s] * step_[l], obs, n_obs, zs1, zr1)
+                else:
+                    adv = li[0:N_LOCAL]
+                    n_adv = li[3 * N_LOCAL + 8]
+                    _pk_advance(zs, zr, lam[p], w, u, step_[l], adv, n_adv, zs1, zr1)
+                _mode_conc(zs1, zr1, v[p], obs, n_obs, toum_[l], conc)
+                for k in range(4):
+                    C[k * LANES + l] = conc[k]
+            _lane_rhs(KZ[s * _NL :], C, U, CCL, SCL, KF[s * _NL :], lanes)
+        _lane_error(Y, YS, KF, DEN, step_, rtol, atol, ACC, STF, ERR, TOT, lanes)
+        # ---------------------------------------------------- accept or reject, lane by lane
+        for l in range(LANES):
+            li = lane_iwork[l]
+            s0 = 3 * N_LOCAL
+            if li[s0 + 11] == _IDLE:
+                continue
+            lw = lane_work[l]
+            p = li[s0]
+            err = ERR[l]
+            if not TOT[l] < np.inf:
+                err = np.nan
+            li[s0 + 7] += 1
+            step = step_[l]
+            t = t_[l]
+            target = target_[l]
+            h_try = min(h_[l], max_step)
+            hit = t + h_try >= target
+            if err <= 1.0:
+                zs, zr = lw[0:N_LOCAL], lw[N_LOCAL : 2 * N_LOCAL]
+                zs1, zr1 = lw[2 * N_LOCAL : 3 * N_LOCAL], lw[3 * N_LOCAL : 4 * N_LOCAL]
+                w = lw[4 * N_LOCAL : 5 * N_LOCAL]
+                size = lw[5 * N_LOCAL : 6 * N_LOCAL]
+                adv = li[0:N_LOCAL]
+                obs = li[N_LOCAL : 2 * N_LOCAL]
+                seen = li[2 * N_LOCAL : 3 * N_LOCAL]
+                u = bp_u[p, li[s0 + 1]]
+                drug = li[s0 + 6] != 0
+                t_new = target if hit else t + step
+                i_out = li[s0 + 2]
+                if i_out < t_out.size and t_out[i_out] < t_new:
+                    # outputs inside the step, interpolated (fast._dense_output)
+                    y_l = lw[8 * N_LOCAL : 8 * N_LOCAL + nl]
+                    ys_l = lw[8 * N_LOCAL + nl : 8 * N_LOCAL + 2 * nl]
+                    f0_l = lw[8 * N_LOCAL + 2 * nl : 8 * N_LOCAL + 3 * nl]
+                    f1_l = lw[8 * N_LOCAL + 3 * nl : 8 * N_LOCAL + 4 * nl]
+                    dl_l = lw[8 * N_LOCAL + 4 * nl : 8 * N_LOCAL + 5 * nl]
+                    yo_l = lw[8 * N_LOCAL + 5 * nl : 8 * N_LOCAL + 6 * nl]
+                    conc = lw[8 * N_LOCAL + 6 * nl : 8 * N_LOCAL + 6 * nl + 4]
+                    plasma = lw[8 * N_LOCAL + 6 * nl + 4 : 8 * N_LOCAL + 6 * nl + 6]
+                    sig = lw[8 * N_LOCAL + 6 * nl + 6 :]
+                    for i in range(nl):
+                        r = i * LANES + l
+                        y_l[i] = Y[r]
+                        ys_l[i] = YS[r]
+                        f0_l[i] = KF[r]
+                        dl_l[i] = DL[r]
+                    for k in range(4):
+                        conc[k] = C[k * LANES + l]
+                    pkc, cc, sc = _pkc(pkc_rows[p]), _cc(cc_rows[p]), _sc(sc_rows[p])
+                    _RHS(ys_l, conc, u, cc, sc, f1_l)
+                    zs_o = lw[6 * N_LOCAL : 7 * N_LOCAL]
+                    zr_o = lw[7 * N_LOCAL : 8 * N_LOCAL]
+                    while i_out < t_out.size and t_out[i_out] < t_new:
+                        _dense_output(
+                            t_out[i_out] - t, step, y_l, ys_l, f0_l, f1_l, dl_l, zs, zr, lam[p],
+                            w, u, drug, adv, li[s0 + 8], yo_l, zs_o, zr_o,
+                        )  # fmt: skip
+                        _record(
+                            yo_l, zs_o, zr_o, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
+                            plasma, sig,
+                        )  # fmt: skip
+                        i_out += 1
+                    li[s0 + 2] = i_out
+                t_[l] = t_new
+                for i in range(nl):
+                    Y[i * LANES + l] = YS[i * LANES + l]
+                if drug:
+                    for m in range(N_LOCAL):
+                        zs[m] = zs1[m]
+                        zr[m] = zr1[m]
+                    drug = _drug_present(zs, zr, size, u)
+                    if drug:
+                        li[s0 + 8], li[s0 + 9] = _active_modes(
+                            zs, zr, size, seen, w, u, adv, obs, zs1, zr1
+                        )
+                    else:
+                        for k in range(4):
+                            C[k * LANES + l] = 0.0
+                    li[s0 + 6] = drug
+                log_e = log(max(err, 1e-10))
+                grow = _PI_SAFETY * exp(_PI_BETA * loge_[l] - _PI_ALPHA * log_e)
+                h = step * min(5.0, max(0.1, grow))
+                loge_[l] = max(log_e, _LOG_ERR_OLD_FLOOR)
+                if hit:
+                    h = max(h, h_try)
+                    li[s0 + 11] = _SEGMENT
+                h_[l] = h
+            else:
+                h = step * max(0.2, 0.9 * err ** (-0.25))
+                h_[l] = h
+                if h < 1e-10:
+                    steps[p] = -1
+                    li[s0 + 11] = _NEED_PATIENT
+    return 0
+
+
+_BLOCK = 8 * LANES
+"""Patients one lane group takes in turn (a parallel task): eight per lane, so that the lanes
+left idle while a block's last patients finish are a small share."""
+
+
+@nb.njit(**_JIT)
+def _lane_group(
+    p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
+    j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
+    max_step, out, y_end, steps, patients,
+):  # fmt: skip
+    """:func:`_integrate_lanes` with its scratch."""
+    nl = N_NL * LANES
+    _integrate_lanes(
+        p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
+        j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
+        max_step, out, y_end, steps, patients, np.empty(nl), np.empty(nl), np.empty(nl),
+        np.empty(nl), np.empty(_N_STAGES * nl), np.empty(_N_STAGES * nl), np.empty(4 * LANES),
+        np.empty(N_IN * LANES), np.empty(_N_CC * LANES), np.empty(_N_SC * LANES),
+        np.empty(nl), np.empty(nl), np.empty(LANES), np.empty(LANES),
+        np.zeros((7, LANES)), np.zeros((LANES, _LANE_FLOATS)),
+        np.zeros((LANES, _LANE_INTS), dtype=np.int64),
+    )  # fmt: skip
+
+
+@nb.njit(**_JIT, parallel=True)
+def _integrate_batch_lanes(
+    pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind, j_value, j_delta,
+    le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol, max_step, out, y_end,
+    steps, patients,
+):  # fmt: skip
+    """:func:`_lane_group` over blocks of :data:`_BLOCK` of ``patients``, in parallel."""
+    n_blocks = (patients.size + _BLOCK - 1) // _BLOCK
+    for k in nb.prange(n_blocks):
+        _lane_group(
+            k * _BLOCK, min(patients.size, (k + 1) * _BLOCK), pkc_rows, cc_rows, sc_rows, lam,
+            v, v_inv, bp_t, bp_u, jptr, j_kind, j_value, j_delta, le_ptr, le_t, le_points, y0,
+            t_start, t_end, t_out, codes, rtol, atol, max_step, out, y_end, steps, patients,
+        )  # fmt: skip
+
+
+_HILL = CascadeConstants._fields.index("mtor_hill")
+
+
+def integrate_batch(*args) -> None:
+    """:func:`ketadur.engine.fast.integrate_batch` (same arguments; ``out``, ``y_end`` and
+    ``steps`` filled in place) in lanes, bit-identical to it. Patients whose mTORC1 Hill
+    coefficient is not an integer in [0, 8] go to the scalar engine."""
+    cc_rows = args[1]
+    hill = cc_rows[:, _HILL]
+    in_lanes = (hill == np.floor(hill)) & (hill >= 0.0) & (hill <= 8.0)
+    patients = np.flatnonzero(in_lanes).astype(np.int64)
+    if patients.size:
+        _integrate_batch_lanes(*args, patients)
+    rest = np.flatnonzero(~in_lanes)
+    if rest.size:
+        _integrate_rest(args, rest)
+
+
+_PER_PATIENT = (0, 1, 2, 3, 4, 5, 7, 10, 11, 15)
+"""Positions of :func:`ketadur.engine.fast.integrate_batch`'s per-patient arguments (axis 0)."""
+
+
+def _integrate_rest(args: tuple, rest: NDArray[np.int64]) -> None:
+    """The scalar engine on patients ``rest`` of the batch ``args``, results scattered back."""
+    sub = list(args)
+    for k in _PER_PATIENT:
+        sub[k] = args[k][rest]
+    le_ptr, le_t, le_points = args[12], args[13], args[14]
+    take = np.concatenate([np.arange(le_ptr[i], le_ptr[i + 1]) for i in rest]).astype(np.int64)
+    sub[12] = np.concatenate([[0], np.cumsum(le_ptr[rest + 1] - le_ptr[rest])]).astype(np.int64)
+    sub[13], sub[14] = le_t[take], le_points[take]
+    out, y_end, steps = args[-3], args[-2], args[-1]
+    sub[-3], sub[-2], sub[-1] = out[rest], y_end[rest], steps[rest]
+    fast.integrate_batch(*sub)
+    out[rest], y_end[rest], steps[rest] = sub[-3], sub[-2], sub[-1]
