@@ -130,56 +130,61 @@ def _lane_losses(Y, C, U, CCL, SCL, step, DL, DEN, KZ, lanes):
             KZ[r] = Y[r]
 
 
-@nb.njit(**_JIT)
-def _lane_stage(s, Y, KF, KZ, DL, DEN, step, ACC, STF, Z, lanes):
-    """Every lane's stage ``s`` values (into ``Z``, ``KZ``'s rows of stage ``s``) from the
-    earlier stages. The sums run over whole stages (all states of all lanes, in ``ACC`` and
-    ``STF``), in the order ``fast._integrate_one`` adds them, from 0.0."""
-    n = N_NL * lanes
-    for r in range(n):
-        ACC[r] = 0.0
-        STF[r] = 0.0
-    for j in range(s):
-        ae = _ARK_AE[s, j]
-        ad = _ARK_AD[s, j]
-        o = j * n
-        for r in range(n):
-            ACC[r] += ae * KF[o + r]
-            STF[r] += ad * KZ[o + r]
-    for i in range(N_NL):
-        for l in range(lanes):
-            r = i * lanes + l
-            Z[r] = (Y[r] + step[l] * ACC[r] - DL[r] * STF[r]) * DEN[r]
+def _stage_function(s: int) -> nb.core.dispatcher.Dispatcher:
+    """``stage(Y, KF, KZ, DL, DEN, step, Z, lanes)``: every lane's stage ``s`` values into
+    ``Z``, each sum written out (generated) so that it stays in registers, in the order and from
+    the 0.0 of ``fast._integrate_one``."""
+    acc = "0.0" + "".join(f" + {float(_ARK_AE[s, j])!r} * KF[{j} * n + r]" for j in range(s))
+    stiff = "0.0" + "".join(f" + {float(_ARK_AD[s, j])!r} * KZ[{j} * n + r]" for j in range(s))
+    src = (
+        "def stage(Y, KF, KZ, DL, DEN, step, Z, lanes):\n"
+        "    n = N_NL * lanes\n"
+        "    for i in range(N_NL):\n"
+        "        for l in range(lanes):\n"
+        "            r = i * lanes + l\n"
+        f"            acc = {acc}\n"
+        f"            stiff = {stiff}\n"
+        "            Z[r] = (Y[r] + step[l] * acc - DL[r] * stiff) * DEN[r]\n"
+    )
+    ns = {"N_NL": N_NL}
+    exec(compile(src, f"<ketadur.engine.lanes stage {s}>", "exec"), ns)  # noqa: S102
+    return nb.njit(error_model="numpy")(ns["stage"])
 
 
-@nb.njit(**_JIT)
-def _lane_error(Y, YS, KF, DEN, step, rtol, atol, ACC, STF, ERR, TOT, lanes):
-    """Every lane's step result ``YS``, error estimate ``ERR`` (in tolerances) and the sum
-    ``TOT`` of absolute results and errors (not finite: the step failed)."""
-    n = N_NL * lanes
-    for r in range(n):
-        ACC[r] = 0.0
-        STF[r] = 0.0
-    for j in range(_N_STAGES):
-        bj = _ARK_B[j]
-        ej = _ARK_E[j]
-        o = j * n
-        for r in range(n):
-            ACC[r] += bj * KF[o + r]
-            STF[r] += ej * KF[o + r]
-    for l in range(lanes):
-        ERR[l] = 0.0
-        TOT[l] = 0.0
-    for i in range(N_NL):
-        for l in range(lanes):
-            r = i * lanes + l
-            y = Y[r]
-            ys = y + step[l] * ACC[r]
-            YS[r] = ys
-            scale = atol[i] + rtol[i] * max(abs(y), abs(ys))
-            e_abs = abs(step[l] * STF[r] * DEN[r])
-            TOT[l] += e_abs + abs(ys)
-            ERR[l] = max(ERR[l], e_abs / scale)
+_STAGE1, _STAGE2, _STAGE3, _STAGE4, _STAGE5, _STAGE6 = (
+    _stage_function(s) for s in range(1, _N_STAGES)
+)
+
+
+def _error_function() -> nb.core.dispatcher.Dispatcher:
+    """``error(Y, YS, KF, DEN, step, rtol, atol, ERR, TOT, lanes)``: every lane's step result
+    ``YS``, error estimate ``ERR`` (in tolerances) and the sum ``TOT`` of absolute results and
+    errors (not finite: the step failed); the sums written out as in :func:`_stage_function`."""
+    acc = "0.0" + "".join(f" + {float(_ARK_B[j])!r} * KF[{j} * n + r]" for j in range(_N_STAGES))
+    est = "0.0" + "".join(f" + {float(_ARK_E[j])!r} * KF[{j} * n + r]" for j in range(_N_STAGES))
+    src = (
+        "def error(Y, YS, KF, DEN, step, rtol, atol, ERR, TOT, lanes):\n"
+        "    n = N_NL * lanes\n"
+        "    for l in range(lanes):\n"
+        "        ERR[l] = 0.0\n"
+        "        TOT[l] = 0.0\n"
+        "    for i in range(N_NL):\n"
+        "        for l in range(lanes):\n"
+        "            r = i * lanes + l\n"
+        "            y = Y[r]\n"
+        f"            ys = y + step[l] * ({acc})\n"
+        "            YS[r] = ys\n"
+        "            scale = atol[i] + rtol[i] * max(abs(y), abs(ys))\n"
+        f"            e_abs = abs(step[l] * ({est}) * DEN[r])\n"
+        "            TOT[l] += e_abs + abs(ys)\n"
+        "            ERR[l] = max(ERR[l], e_abs / scale)\n"
+    )
+    ns = {"N_NL": N_NL}
+    exec(compile(src, "<ketadur.engine.lanes error>", "exec"), ns)  # noqa: S102
+    return nb.njit(error_model="numpy")(ns["error"])
+
+
+_LANE_ERROR = _error_function()
 
 
 @nb.njit(**_JIT)
@@ -381,7 +386,19 @@ def _integrate_lanes(
         _lane_losses(Y, C, U, CCL, SCL, step_, DL, DEN, KZ, lanes)
         _lane_rhs(Y, C, U, CCL, SCL, KF, lanes)
         for s in range(1, _N_STAGES):
-            _lane_stage(s, Y, KF, KZ, DL, DEN, step_, ACC, STF, KZ[s * _NL :], lanes)
+            Z = KZ[s * _NL :]
+            if s == 1:
+                _STAGE1(Y, KF, KZ, DL, DEN, step_, Z, lanes)
+            elif s == 2:
+                _STAGE2(Y, KF, KZ, DL, DEN, step_, Z, lanes)
+            elif s == 3:
+                _STAGE3(Y, KF, KZ, DL, DEN, step_, Z, lanes)
+            elif s == 4:
+                _STAGE4(Y, KF, KZ, DL, DEN, step_, Z, lanes)
+            elif s == 5:
+                _STAGE5(Y, KF, KZ, DL, DEN, step_, Z, lanes)
+            else:
+                _STAGE6(Y, KF, KZ, DL, DEN, step_, Z, lanes)
             # the exact PK at the stage's time, lane by lane (the inner stages need only the
             # observed modes; the last, c = 1, advances every mode to the step's end)
             for l in range(LANES):
@@ -407,7 +424,7 @@ def _integrate_lanes(
                 for k in range(4):
                     C[k * LANES + l] = conc[k]
             _lane_rhs(KZ[s * _NL :], C, U, CCL, SCL, KF[s * _NL :], lanes)
-        _lane_error(Y, YS, KF, DEN, step_, rtol, atol, ACC, STF, ERR, TOT, lanes)
+        _LANE_ERROR(Y, YS, KF, DEN, step_, rtol, atol, ERR, TOT, lanes)
         # ---------------------------------------------------- accept or reject, lane by lane
         for l in range(LANES):
             li = lane_iwork[l]
