@@ -319,12 +319,41 @@ def _sc(row):
     return SynapseConstants(*to_fixed_tuple(row, _N_SC))
 
 
+_POW2 = np.ldexp(1.0, np.arange(-1074, 65))
+"""2**k for k = -1074..64 (index k + 1074): the scale of :func:`pk_exp`."""
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+"""ln 2 split so that k * _LN2_HI is exact for the k of :func:`pk_exp` (fdlibm's constants)."""
+
+
+@nb.njit(**_JIT, inline="always")
+def pk_exp(x):
+    """exp(x) for x <= 64 ln 2 (the PK modes' decay factors, x <= 0), within about two units in
+    the last place, in plain arithmetic: reduction to r = x - k ln 2 with |r| <= ln 2 / 2, a
+    degree-13 Taylor polynomial (truncation below 5e-18; Estrin's scheme), scaled by 2**k from a table. Unlike
+    libm's exp (a call) a compiler can vectorise it, so the fast engine's lanes compute the PK's
+    exponentials together; the scalar engine uses it too, so that both give the same bits."""
+    if x < -745.0:
+        return 0.0
+    k = np.floor(x * 1.4426950408889634 + 0.5)
+    i = min(max(int(k) + 1074, 0), _POW2.size - 1)  # a NaN x gives NaN, not a wild index
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    # Estrin's scheme: the terms in pairs, so that the chain of dependent operations is short
+    r2 = r * r
+    r4 = r2 * r2
+    q0 = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0))
+    q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0))
+    q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0))
+    q3 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
+    p = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3)
+    return p * _POW2[i]
+
+
 @nb.njit(**_JIT, inline="always")
 def _exp_phi1(x):
     """exp(x) and phi1(x) = (exp(x) - 1) / x, accurate near 0."""
+    e = pk_exp(x)
     if abs(x) < 1e-5:
-        return exp(x), 1.0 + x * (0.5 + x / 6.0)
-    e = exp(x)
+        return e, 1.0 + x * (0.5 + x / 6.0)
     return e, (e - 1.0) / x
 
 
@@ -335,7 +364,7 @@ def _pk_advance(zs, zr, lam, w, u, h, adv, n_adv, zs_out, zr_out):
     if u[0] == 0.0 and u[1] == 0.0:  # no infusion running: free decay (no phi1 needed)
         for k in range(n_adv):
             m = adv[k]
-            e = exp(lam[m] * h)
+            e = pk_exp(lam[m] * h)
             zs_out[m] = e * zs[m]
             zr_out[m] = e * zr[m]
         return

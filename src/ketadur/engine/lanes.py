@@ -33,7 +33,9 @@ from ketadur.engine.fast import (
     _ARK_C,
     _ARK_E,
     _ARK_GAMMA,
+    _CEK,
     _CEN,
+    _CENK,
     _JIT,
     _LOG_ERR_OLD_FLOOR,
     _N_CC,
@@ -57,6 +59,7 @@ from ketadur.engine.fast import (
     _pk_advance,
     _pkc,
     _record,
+    pk_exp,
     _sc,
 )
 from ketadur.model.cascade import CascadeConstants
@@ -188,6 +191,40 @@ _LANE_ERROR = _error_function()
 
 
 @nb.njit(**_JIT)
+def _lane_pk(c, step, ZS, ZR, LAM, W, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, SUM, lanes):
+    """Every lane's PK modes ``c * step`` hours into the step (``ZS1``, ``ZR1``, exact as in
+    :func:`ketadur.engine.fast._pk_advance`) and its unbound effect-site uM (``C``; 0 in a lane
+    without drug), for the modes ``ON`` (those some lane advances; in the others a mode left out
+    is zero). ``VK``/``VNK`` are the effect-site rows of the modes' matrix, ``SUM`` scratch."""
+    for k in range(4 * lanes):
+        SUM[k] = 0.0
+    for m in range(N_LOCAL):
+        if not ON[m]:
+            continue
+        for l in range(lanes):
+            r = m * lanes + l
+            h = c * step[l]
+            x = LAM[r] * h
+            e = pk_exp(x)
+            u0 = U[l]
+            u1 = U[lanes + l]
+            p1 = 1.0 + x * (0.5 + x / 6.0) if abs(x) < 1e-5 else (e - 1.0) / x
+            q = h * p1 * W[r]
+            infusing = u0 != 0.0 or u1 != 0.0
+            zs = e * ZS[r] + q * u0 if infusing else e * ZS[r]
+            zr = e * ZR[r] + q * u1 if infusing else e * ZR[r]
+            ZS1[r] = zs
+            ZR1[r] = zr
+            SUM[l] += VK[r] * zs
+            SUM[lanes + l] += VK[r] * zr
+            SUM[2 * lanes + l] += VNK[r] * zs
+            SUM[3 * lanes + l] += VNK[r] * zr
+    for k in range(4):
+        for l in range(lanes):
+            C[k * lanes + l] = SUM[k * lanes + l] * TOUM[l] if DRUG[l] != 0.0 else 0.0
+
+
+@nb.njit(**_JIT)
 def _lane_rhs(Y, C, U, CCL, SCL, F, lanes):
     """Right-hand side of every lane: the states ``Y`` (rows) into ``F``. (Offsets into the
     arrays are taken by the caller as slices: an index that might be negative, as a runtime
@@ -207,7 +244,7 @@ def _integrate_lanes(
     p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
     j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
     max_step, out, y_end, steps, patients, Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ACC, STF, ERR,
-    TOT, LV, lane_work, lane_iwork,
+    TOT, LV, lane_work, lane_iwork, ZSV, ZRV, ZS1V, ZR1V, LAMV, WV, VKV, VNKV, SUMV, mode_on,
 ):  # fmt: skip
     """Integrate the patients listed in ``patients[p_first:p_stop]`` (indices into the batch
     arrays of :func:`ketadur.engine.fast.integrate_batch`, whose arguments these are), :data:`LANES`
@@ -216,6 +253,7 @@ def _integrate_lanes(
     size collapsed) of those patients."""
     lanes = LV.shape[1]  # LANES, as a number the compiler does not know: see _lane_rhs
     step_, t_, h_, target_, tseg_, loge_, toum_ = LV[0], LV[1], LV[2], LV[3], LV[4], LV[5], LV[6]
+    drugf_ = LV[7]
     nl = N_NL
     n_bp = bp_t.size
     next_patient = p_first
@@ -228,7 +266,9 @@ def _integrate_lanes(
     while True:
         # ---------------------------------------------------------------- lane by lane, scalar
         n_active = 0
+        mode_on[:] = 0
         for l in range(LANES):
+            drugf_[l] = 0.0
             lw = lane_work[l]
             li = lane_iwork[l]
             zs = lw[0:N_LOCAL]
@@ -262,6 +302,12 @@ def _integrate_lanes(
                     for f in range(_N_SC):
                         SCL[f * LANES + l] = sc_rows[p, f]
                     _mode_weights(v[p], lam[p], size, seen)
+                    for m in range(N_LOCAL):
+                        r = m * LANES + l
+                        LAMV[r] = lam[p, m]
+                        WV[r] = v_inv[p, m, _CEN]
+                        VKV[r] = v[p, _CEK, m]
+                        VNKV[r] = v[p, _CENK, m]
                     for i in range(nl):
                         Y[i * LANES + l] = y0[p, 2 * N_LOCAL + i]
                     for m in range(N_LOCAL):
@@ -379,6 +425,12 @@ def _integrate_lanes(
                 _mode_conc(zs, zr, v[p], obs, li[s0 + 9], toum_[l], conc)
                 for k in range(4):
                     C[k * LANES + l] = conc[k]
+                drugf_[l] = 1.0
+                for m in range(N_LOCAL):
+                    ZSV[m * LANES + l] = zs[m]
+                    ZRV[m * LANES + l] = zr[m]
+                for k in range(li[s0 + 8]):
+                    mode_on[adv[k]] = 1
         if n_active == 0:
             break
         # ------------------------------------------------------------ every lane, vectorised
@@ -399,30 +451,11 @@ def _integrate_lanes(
                 _STAGE5(Y, KF, KZ, DL, DEN, step_, Z, lanes)
             else:
                 _STAGE6(Y, KF, KZ, DL, DEN, step_, Z, lanes)
-            # the exact PK at the stage's time, lane by lane (the inner stages need only the
-            # observed modes; the last, c = 1, advances every mode to the step's end)
-            for l in range(LANES):
-                li = lane_iwork[l]
-                if li[3 * N_LOCAL + 11] == _IDLE or not li[3 * N_LOCAL + 6]:
-                    continue
-                lw = lane_work[l]
-                p = li[3 * N_LOCAL]
-                zs, zr = lw[0:N_LOCAL], lw[N_LOCAL : 2 * N_LOCAL]
-                zs1, zr1 = lw[2 * N_LOCAL : 3 * N_LOCAL], lw[3 * N_LOCAL : 4 * N_LOCAL]
-                w = lw[4 * N_LOCAL : 5 * N_LOCAL]
-                conc = lw[8 * N_LOCAL + 6 * nl : 8 * N_LOCAL + 6 * nl + 4]
-                u = bp_u[p, li[3 * N_LOCAL + 1]]
-                n_obs = li[3 * N_LOCAL + 9]
-                obs = li[N_LOCAL : 2 * N_LOCAL]
-                if s < _N_STAGES - 1:
-                    _pk_advance(zs, zr, lam[p], w, u, _ARK_C[s] * step_[l], obs, n_obs, zs1, zr1)
-                else:
-                    adv = li[0:N_LOCAL]
-                    n_adv = li[3 * N_LOCAL + 8]
-                    _pk_advance(zs, zr, lam[p], w, u, step_[l], adv, n_adv, zs1, zr1)
-                _mode_conc(zs1, zr1, v[p], obs, n_obs, toum_[l], conc)
-                for k in range(4):
-                    C[k * LANES + l] = conc[k]
+            # the exact PK at the stage's time (the last, c = 1, is the step's end)
+            _lane_pk(
+                _ARK_C[s] if s < _N_STAGES - 1 else 1.0, step_, ZSV, ZRV, LAMV, WV, U, VKV, VNKV,
+                toum_, drugf_, mode_on, ZS1V, ZR1V, C, SUMV, lanes,
+            )  # fmt: skip
             _lane_rhs(KZ[s * _NL :], C, U, CCL, SCL, KF[s * _NL :], lanes)
         _LANE_ERROR(Y, YS, KF, DEN, step_, rtol, atol, ERR, TOT, lanes)
         # ---------------------------------------------------- accept or reject, lane by lane
@@ -493,8 +526,8 @@ def _integrate_lanes(
                     Y[i * LANES + l] = YS[i * LANES + l]
                 if drug:
                     for m in range(N_LOCAL):
-                        zs[m] = zs1[m]
-                        zr[m] = zr1[m]
+                        zs[m] = ZS1V[m * LANES + l] if mode_on[m] else 0.0
+                        zr[m] = ZR1V[m * LANES + l] if mode_on[m] else 0.0
                     drug = _drug_present(zs, zr, size, u)
                     if drug:
                         li[s0 + 8], li[s0 + 9] = _active_modes(
@@ -541,8 +574,11 @@ def _lane_group(
         np.empty(nl), np.empty(_N_STAGES * nl), np.empty(_N_STAGES * nl), np.empty(4 * LANES),
         np.empty(N_IN * LANES), np.empty(_N_CC * LANES), np.empty(_N_SC * LANES),
         np.empty(nl), np.empty(nl), np.empty(LANES), np.empty(LANES),
-        np.zeros((7, LANES)), np.zeros((LANES, _LANE_FLOATS)),
-        np.zeros((LANES, _LANE_INTS), dtype=np.int64),
+        np.zeros((8, LANES)), np.zeros((LANES, _LANE_FLOATS)),
+        np.zeros((LANES, _LANE_INTS), dtype=np.int64), np.zeros(N_LOCAL * LANES),
+        np.zeros(N_LOCAL * LANES), np.zeros(N_LOCAL * LANES), np.zeros(N_LOCAL * LANES),
+        np.zeros(N_LOCAL * LANES), np.zeros(N_LOCAL * LANES), np.zeros(N_LOCAL * LANES),
+        np.zeros(N_LOCAL * LANES), np.zeros(4 * LANES), np.zeros(N_LOCAL, dtype=np.int64),
     )  # fmt: skip
 
 
