@@ -3,18 +3,20 @@
 :func:`ketadur.engine.fast._integrate_one` integrates one patient at a time; compiled, its
 right-hand side is scalar code, and Numba does not vectorise a loop over patients that calls it
 (the stores it would have to check against every load are too many). Here :data:`LANES` patients
-are held side by side, each quantity of theirs in adjacent memory (row ``r`` of lane ``l`` at
-``r * LANES + l``), and each step's arithmetic (the losses, the seven stages, the error estimate)
-is a loop over lanes that the compiler turns into AVX2/AVX-512 vector instructions. Every lane is
-a patient of its own, with its own time, step size, breakpoints, doses and outputs; what differs
-between lanes (accepting or rejecting a step, events, outputs, the exact PK with its exponentials)
-runs lane by lane in scalar code, and a lane whose patient is done takes the next one.
+are held side by side, each quantity of theirs in adjacent memory (row ``r`` of lane ``la`` at
+``r * LANES + la``), and each step's arithmetic (the losses, the seven stages, the exact PK at
+the stage times, the error estimate) is a loop over lanes that the compiler turns into AVX2 or
+AVX-512 vector instructions. Every lane is a patient of its own, with its own time, step size,
+breakpoints, doses and outputs; what differs between lanes (accepting or rejecting a step, the
+step-size control, events, outputs, which PK modes are alive) runs lane by lane in scalar code,
+and a lane whose patient is done takes the next one.
 
 A patient's arithmetic is the same operations in the same order as in
 :func:`~ketadur.engine.fast._integrate_one` (vector instructions round each lane as scalar ones
-do), so the results are identical bit for bit to that function's, whatever the lanes hold; a test
-checks it. The lanes need the mTORC1 Hill coefficient to be an integer in [0, 8] (the general
-power does not vectorise): :func:`integrate_batch` sends other patients to the scalar engine.
+do, and both engines take the PK's exponentials from :func:`~ketadur.engine.fast.pk_exp`), so
+the results are identical bit for bit to that function's, whatever the lanes hold; a test checks
+it. The lanes need the mTORC1 Hill coefficient to be an integer in [0, 8] (the general power does
+not vectorise): :func:`integrate_batch` sends other patients to the scalar engine.
 """
 
 from __future__ import annotations
@@ -56,11 +58,10 @@ from ketadur.engine.fast import (
     _drug_present,
     _mode_conc,
     _mode_weights,
-    _pk_advance,
     _pkc,
     _record,
-    pk_exp,
     _sc,
+    pk_exp,
 )
 from ketadur.model.cascade import CascadeConstants
 from ketadur.model.kernels import SIGNALS, make_kernels
@@ -77,32 +78,35 @@ _RHS, _OBSERVE = fast._RHS, fast._OBSERVE
 
 def _compiled(source: str, name: str, namespace: dict) -> nb.core.dispatcher.Dispatcher:
     """Compile generated ``source`` defining ``name`` (an inlined Numba function)."""
-    exec(compile(source, f"<ketadur.engine.lanes {name}>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<ketadur.engine.lanes {name}>", "exec"), namespace)
     return nb.njit(error_model="numpy", inline="always")(namespace[name])  # inlined: no cache
 
 
 def _lane_reader(n: int) -> nb.core.dispatcher.Dispatcher:
-    """``get(A, o, l)``: rows 0..n-1 of lane ``l`` in ``A`` from offset ``o``, as a tuple (one
+    """``get(A, o, la)``: rows 0..n-1 of lane ``la`` in ``A`` from offset ``o``, as a tuple (one
     patient's values as the kernels take them, with row distances the compiler can see)."""
-    items = ", ".join(f"A[o + {r * LANES} + l]" for r in range(n))
-    return _compiled(f"def get(A, o, l):\n    return ({items},)\n", "get", {})
+    items = ", ".join(f"A[o + {r * LANES} + la]" for r in range(n))
+    return _compiled(f"def get(A, o, la):\n    return ({items},)\n", "get", {})
 
 
 def _lane_writer(n: int) -> nb.core.dispatcher.Dispatcher:
-    """``put(A, o, l, d)``: the n-tuple ``d`` into rows 0..n-1 of lane ``l`` from offset ``o``."""
-    body = "".join(f"    A[o + {r * LANES} + l] = d[{r}]\n" for r in range(n))
-    return _compiled(f"def put(A, o, l, d):\n{body}", "put", {})
+    """``put(A, o, la, d)``: the n-tuple ``d`` into rows 0..n-1 of lane ``la`` from offset ``o``."""
+    body = "".join(f"    A[o + {r * LANES} + la] = d[{r}]\n" for r in range(n))
+    return _compiled(f"def put(A, o, la, d):\n{body}", "put", {})
 
 
 def _lane_constants(cls: type, n: int) -> nb.core.dispatcher.Dispatcher:
-    """``get(A, l)``: lane ``l``'s constants (rows of ``A``) as the named tuple ``cls``."""
-    items = ", ".join(f"A[{r * LANES} + l]" for r in range(n))
-    return _compiled(f"def get(A, l):\n    return cls({items})\n", "get", {"cls": cls})
+    """``get(A, la)``: lane ``la``'s constants (rows of ``A``) as the named tuple ``cls``."""
+    items = ", ".join(f"A[{r * LANES} + la]" for r in range(n))
+    return _compiled(f"def get(A, la):\n    return cls({items})\n", "get", {"cls": cls})
 
 
 _GET_NL, _PUT_NL = _lane_reader(N_NL), _lane_writer(N_NL)
 _GET_CONC, _GET_U = _lane_reader(4), _lane_reader(N_IN)
-_GET_CC, _GET_SC = _lane_constants(CascadeConstants, _N_CC), _lane_constants(SynapseConstants, _N_SC)
+_GET_CC, _GET_SC = (
+    _lane_constants(CascadeConstants, _N_CC),
+    _lane_constants(SynapseConstants, _N_SC),
+)
 
 _NL = N_NL * LANES
 _LANE_FLOATS = 8 * N_LOCAL + 6 * N_NL + 6 + len(SIGNALS)
@@ -119,15 +123,19 @@ _NEED_PATIENT, _SEGMENT_START, _SEGMENT, _STEPPING, _IDLE = 0, 1, 2, 3, 4
 def _lane_losses(Y, C, U, CCL, SCL, step, DL, DEN, KZ, lanes):
     """Every lane's step times loss rate ``DL``, the implicit stages' factor ``DEN`` and stage 0
     (``KZ``) from the states ``Y`` (ARK4(3)7L[2]SA1 as in ``fast._integrate_one``)."""
-    for l in range(lanes):
+    for la in range(lanes):
         d = _LOSS_RATES(
-            _GET_NL(Y, 0, l), _GET_CONC(C, 0, l), _GET_U(U, 0, l), _GET_CC(CCL, l), _GET_SC(SCL, l)
+            _GET_NL(Y, 0, la),
+            _GET_CONC(C, 0, la),
+            _GET_U(U, 0, la),
+            _GET_CC(CCL, la),
+            _GET_SC(SCL, la),
         )
-        _PUT_NL(DL, 0, l, d)
+        _PUT_NL(DL, 0, la, d)
     for i in range(N_NL):
-        for l in range(lanes):
-            r = i * LANES + l
-            dl = step[l] * max(DL[r], 0.0)
+        for la in range(lanes):
+            r = i * LANES + la
+            dl = step[la] * max(DL[r], 0.0)
             DL[r] = dl
             DEN[r] = 1.0 / (1.0 + _ARK_GAMMA * dl)
             KZ[r] = Y[r]
@@ -143,14 +151,14 @@ def _stage_function(s: int) -> nb.core.dispatcher.Dispatcher:
         "def stage(Y, KF, KZ, DL, DEN, step, Z, lanes):\n"
         "    n = N_NL * lanes\n"
         "    for i in range(N_NL):\n"
-        "        for l in range(lanes):\n"
-        "            r = i * lanes + l\n"
+        "        for la in range(lanes):\n"
+        "            r = i * lanes + la\n"
         f"            acc = {acc}\n"
         f"            stiff = {stiff}\n"
-        "            Z[r] = (Y[r] + step[l] * acc - DL[r] * stiff) * DEN[r]\n"
+        "            Z[r] = (Y[r] + step[la] * acc - DL[r] * stiff) * DEN[r]\n"
     )
     ns = {"N_NL": N_NL}
-    exec(compile(src, f"<ketadur.engine.lanes stage {s}>", "exec"), ns)  # noqa: S102
+    exec(compile(src, f"<ketadur.engine.lanes stage {s}>", "exec"), ns)
     return nb.njit(error_model="numpy")(ns["stage"])
 
 
@@ -168,22 +176,22 @@ def _error_function() -> nb.core.dispatcher.Dispatcher:
     src = (
         "def error(Y, YS, KF, DEN, step, rtol, atol, ERR, TOT, lanes):\n"
         "    n = N_NL * lanes\n"
-        "    for l in range(lanes):\n"
-        "        ERR[l] = 0.0\n"
-        "        TOT[l] = 0.0\n"
+        "    for la in range(lanes):\n"
+        "        ERR[la] = 0.0\n"
+        "        TOT[la] = 0.0\n"
         "    for i in range(N_NL):\n"
-        "        for l in range(lanes):\n"
-        "            r = i * lanes + l\n"
+        "        for la in range(lanes):\n"
+        "            r = i * lanes + la\n"
         "            y = Y[r]\n"
-        f"            ys = y + step[l] * ({acc})\n"
+        f"            ys = y + step[la] * ({acc})\n"
         "            YS[r] = ys\n"
         "            scale = atol[i] + rtol[i] * max(abs(y), abs(ys))\n"
-        f"            e_abs = abs(step[l] * ({est}) * DEN[r])\n"
-        "            TOT[l] += e_abs + abs(ys)\n"
-        "            ERR[l] = max(ERR[l], e_abs / scale)\n"
+        f"            e_abs = abs(step[la] * ({est}) * DEN[r])\n"
+        "            TOT[la] += e_abs + abs(ys)\n"
+        "            ERR[la] = max(ERR[la], e_abs / scale)\n"
     )
     ns = {"N_NL": N_NL}
-    exec(compile(src, "<ketadur.engine.lanes error>", "exec"), ns)  # noqa: S102
+    exec(compile(src, "<ketadur.engine.lanes error>", "exec"), ns)
     return nb.njit(error_model="numpy")(ns["error"])
 
 
@@ -201,13 +209,13 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, S
     for m in range(N_LOCAL):
         if not ON[m]:
             continue
-        for l in range(lanes):
-            r = m * lanes + l
-            h = c * step[l]
+        for la in range(lanes):
+            r = m * lanes + la
+            h = c * step[la]
             x = LAM[r] * h
             e = pk_exp(x)
-            u0 = U[l]
-            u1 = U[lanes + l]
+            u0 = U[la]
+            u1 = U[lanes + la]
             p1 = 1.0 + x * (0.5 + x / 6.0) if abs(x) < 1e-5 else (e - 1.0) / x
             q = h * p1 * W[r]
             infusing = u0 != 0.0 or u1 != 0.0
@@ -215,13 +223,13 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, S
             zr = e * ZR[r] + q * u1 if infusing else e * ZR[r]
             ZS1[r] = zs
             ZR1[r] = zr
-            SUM[l] += VK[r] * zs
-            SUM[lanes + l] += VK[r] * zr
-            SUM[2 * lanes + l] += VNK[r] * zs
-            SUM[3 * lanes + l] += VNK[r] * zr
+            SUM[la] += VK[r] * zs
+            SUM[lanes + la] += VK[r] * zr
+            SUM[2 * lanes + la] += VNK[r] * zs
+            SUM[3 * lanes + la] += VNK[r] * zr
     for k in range(4):
-        for l in range(lanes):
-            C[k * lanes + l] = SUM[k * lanes + l] * TOUM[l] if DRUG[l] != 0.0 else 0.0
+        for la in range(lanes):
+            C[k * lanes + la] = SUM[k * lanes + la] * TOUM[la] if DRUG[la] != 0.0 else 0.0
 
 
 @nb.njit(**_JIT)
@@ -231,12 +239,12 @@ def _lane_rhs(Y, C, U, CCL, SCL, F, lanes):
     offset would be, keeps the compiler from vectorising. ``lanes`` is :data:`LANES` passed at
     run time: a loop of 16 known iterations is unrolled before it can be vectorised, and the
     unrolled code cannot check at run time that its loads and stores do not overlap.)"""
-    for l in range(lanes):
+    for la in range(lanes):
         d = _DERIVATIVES(
-            _GET_NL(Y, 0, l), _GET_CONC(C, 0, l), _GET_U(U, 0, l), _GET_CC(CCL, l),
-            _GET_SC(SCL, l),
+            _GET_NL(Y, 0, la), _GET_CONC(C, 0, la), _GET_U(U, 0, la), _GET_CC(CCL, la),
+            _GET_SC(SCL, la),
         )  # fmt: skip
-        _PUT_NL(F, 0, l, d)
+        _PUT_NL(F, 0, la, d)
 
 
 @nb.njit(**_JIT, _nrt=False)
@@ -249,28 +257,28 @@ def _integrate_lanes(
     """Integrate the patients listed in ``patients[p_first:p_stop]`` (indices into the batch
     arrays of :func:`ketadur.engine.fast.integrate_batch`, whose arguments these are), :data:`LANES`
     at a time, each lane taking the next patient when its own is done. The arrays after
-    ``patients`` are scratch (:func:`_lane_group` allocates them). Fills ``out``, ``y_end`` and ``steps`` (-1: the step
-    size collapsed) of those patients."""
+    ``patients`` are scratch (:func:`_lane_group` allocates them). Fills ``out``, ``y_end``
+    and ``steps`` (-1: the step size collapsed) of those patients."""
     lanes = LV.shape[1]  # LANES, as a number the compiler does not know: see _lane_rhs
     step_, t_, h_, target_, tseg_, loge_, toum_ = LV[0], LV[1], LV[2], LV[3], LV[4], LV[5], LV[6]
     drugf_ = LV[7]
     nl = N_NL
     n_bp = bp_t.size
     next_patient = p_first
-    for l in range(LANES):
-        li = lane_iwork[l]
+    for la in range(LANES):
+        li = lane_iwork[la]
         li[3 * N_LOCAL + 11] = _NEED_PATIENT
-        step_[l] = 0.0
+        step_[la] = 0.0
     for a in (Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL):
         a[:] = 0.0
     while True:
         # ---------------------------------------------------------------- lane by lane, scalar
         n_active = 0
         mode_on[:] = 0
-        for l in range(LANES):
-            drugf_[l] = 0.0
-            lw = lane_work[l]
-            li = lane_iwork[l]
+        for la in range(LANES):
+            drugf_[la] = 0.0
+            lw = lane_work[la]
+            li = lane_iwork[la]
             zs = lw[0:N_LOCAL]
             zr = lw[N_LOCAL : 2 * N_LOCAL]
             zs1 = lw[2 * N_LOCAL : 3 * N_LOCAL]
@@ -296,20 +304,20 @@ def _integrate_lanes(
                     next_patient += 1
                     li[s0] = p
                     pkc = _pkc(pkc_rows[p])
-                    toum_[l] = pkc.fu * 1000.0 / pkc.mw_k
+                    toum_[la] = pkc.fu * 1000.0 / pkc.mw_k
                     for f in range(_N_CC):
-                        CCL[f * LANES + l] = cc_rows[p, f]
+                        CCL[f * LANES + la] = cc_rows[p, f]
                     for f in range(_N_SC):
-                        SCL[f * LANES + l] = sc_rows[p, f]
+                        SCL[f * LANES + la] = sc_rows[p, f]
                     _mode_weights(v[p], lam[p], size, seen)
                     for m in range(N_LOCAL):
-                        r = m * LANES + l
+                        r = m * LANES + la
                         LAMV[r] = lam[p, m]
                         WV[r] = v_inv[p, m, _CEN]
                         VKV[r] = v[p, _CEK, m]
                         VNKV[r] = v[p, _CENK, m]
                     for i in range(nl):
-                        Y[i * LANES + l] = y0[p, 2 * N_LOCAL + i]
+                        Y[i * LANES + la] = y0[p, 2 * N_LOCAL + i]
                     for m in range(N_LOCAL):
                         zs[m] = 0.0
                         zr[m] = 0.0
@@ -332,30 +340,32 @@ def _integrate_lanes(
                     li[s0 + 3] = i_le
                     li[s0 + 4] = le_ptr[p + 1]
                     li[s0 + 7] = 0
-                    h_[l] = 0.01
-                    loge_[l] = _LOG_ERR_OLD_FLOOR
-                    t_[l] = t_start
+                    h_[la] = 0.01
+                    loge_[la] = _LOG_ERR_OLD_FLOOR
+                    t_[la] = t_start
                     li[s0 + 6] = 1
                     phase = _SEGMENT_START
                 p = li[s0]
                 b = li[s0 + 1]
-                t = t_[l]
+                t = t_[la]
                 if phase == _SEGMENT_START:
                     if bp_t[b] == t and t < t_end:
                         for j in range(jptr[b], jptr[b + 1]):
                             if j_kind[j] == JUMP_DOSE:
                                 _apply_dose(zs, zr, v_inv[p], j_delta[p, j])
                                 li[s0 + 6] = 1
-                                h_[l] = 0.01
+                                h_[la] = 0.01
                             elif j_kind[j] == JUMP_SESSION:
-                                y9 = Y[9 * LANES + l]
-                                jump = _SESSION(y9, Y[4 * LANES + l], j_value[p, j], _sc(sc_rows[p]))
-                                Y[9 * LANES + l] = y9 + jump
+                                y9 = Y[9 * LANES + la]
+                                jump = _SESSION(
+                                    y9, Y[4 * LANES + la], j_value[p, j], _sc(sc_rows[p])
+                                )
+                                Y[9 * LANES + la] = y9 + jump
                             else:
-                                Y[10 * LANES + l] += j_value[p, j]
+                                Y[10 * LANES + la] += j_value[p, j]
                     u = bp_u[p, b]
                     for k in range(N_IN):
-                        U[k * LANES + l] = u[k]
+                        U[k * LANES + la] = u[k]
                     if u[0] != 0.0 or u[1] != 0.0:
                         li[s0 + 6] = 1
                     if li[s0 + 6]:
@@ -364,24 +374,24 @@ def _integrate_lanes(
                         )
                     else:
                         for k in range(4):
-                            C[k * LANES + l] = 0.0
+                            C[k * LANES + la] = 0.0
                     last = b + 1 >= n_bp or bp_t[b + 1] >= t_end
                     li[s0 + 5] = last
-                    tseg_[l] = t_end if last else bp_t[b + 1]
+                    tseg_[la] = t_end if last else bp_t[b + 1]
                     phase = _SEGMENT
                 # _SEGMENT: at a breakpoint-free time t inside (or at the end of) the segment
                 last = li[s0 + 5]
-                t_seg = tseg_[l]
+                t_seg = tseg_[la]
                 i_le = li[s0 + 3]
                 le_stop = li[s0 + 4]
                 while i_le < le_stop and le_t[i_le] == t and t < t_end:
-                    Y[10 * LANES + l] += le_points[i_le]
+                    Y[10 * LANES + la] += le_points[i_le]
                     i_le += 1
                 li[s0 + 3] = i_le
                 i_out = li[s0 + 2]
                 if i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
                     for i in range(nl):
-                        y_l[i] = Y[i * LANES + l]
+                        y_l[i] = Y[i * LANES + la]
                     pkc, cc, sc = _pkc(pkc_rows[p]), _cc(cc_rows[p]), _sc(sc_rows[p])
                     u = bp_u[p, b]
                     while i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
@@ -400,7 +410,7 @@ def _integrate_lanes(
                             y_end[p, k] = xs
                             y_end[p, N_LOCAL + k] = xr
                         for i in range(nl):
-                            y_end[p, 2 * N_LOCAL + i] = Y[i * LANES + l]
+                            y_end[p, 2 * N_LOCAL + i] = Y[i * LANES + la]
                         steps[p] = li[s0 + 7]
                         phase = _NEED_PATIENT
                     else:
@@ -410,25 +420,25 @@ def _integrate_lanes(
                 target = t_seg
                 if i_le < le_stop and le_t[i_le] < target:
                     target = le_t[i_le]
-                target_[l] = target
+                target_[la] = target
                 phase = _STEPPING
             li[s0 + 11] = phase
             if phase == _IDLE:
                 continue
             n_active += 1
             # the next trial step, and the unbound effect-site concentrations at its start
-            t = t_[l]
-            h_try = min(h_[l], max_step)
-            step = target_[l] - t if t + h_try >= target_[l] else h_try
-            step_[l] = step
+            t = t_[la]
+            h_try = min(h_[la], max_step)
+            step = target_[la] - t if t + h_try >= target_[la] else h_try
+            step_[la] = step
             if li[s0 + 6]:
-                _mode_conc(zs, zr, v[p], obs, li[s0 + 9], toum_[l], conc)
+                _mode_conc(zs, zr, v[p], obs, li[s0 + 9], toum_[la], conc)
                 for k in range(4):
-                    C[k * LANES + l] = conc[k]
-                drugf_[l] = 1.0
+                    C[k * LANES + la] = conc[k]
+                drugf_[la] = 1.0
                 for m in range(N_LOCAL):
-                    ZSV[m * LANES + l] = zs[m]
-                    ZRV[m * LANES + l] = zr[m]
+                    ZSV[m * LANES + la] = zs[m]
+                    ZRV[m * LANES + la] = zr[m]
                 for k in range(li[s0 + 8]):
                     mode_on[adv[k]] = 1
         if n_active == 0:
@@ -459,21 +469,21 @@ def _integrate_lanes(
             _lane_rhs(KZ[s * _NL :], C, U, CCL, SCL, KF[s * _NL :], lanes)
         _LANE_ERROR(Y, YS, KF, DEN, step_, rtol, atol, ERR, TOT, lanes)
         # ---------------------------------------------------- accept or reject, lane by lane
-        for l in range(LANES):
-            li = lane_iwork[l]
+        for la in range(LANES):
+            li = lane_iwork[la]
             s0 = 3 * N_LOCAL
             if li[s0 + 11] == _IDLE:
                 continue
-            lw = lane_work[l]
+            lw = lane_work[la]
             p = li[s0]
-            err = ERR[l]
-            if not TOT[l] < np.inf:
+            err = ERR[la]
+            if not TOT[la] < np.inf:
                 err = np.nan
             li[s0 + 7] += 1
-            step = step_[l]
-            t = t_[l]
-            target = target_[l]
-            h_try = min(h_[l], max_step)
+            step = step_[la]
+            t = t_[la]
+            target = target_[la]
+            h_try = min(h_[la], max_step)
             hit = t + h_try >= target
             if err <= 1.0:
                 zs, zr = lw[0:N_LOCAL], lw[N_LOCAL : 2 * N_LOCAL]
@@ -499,13 +509,13 @@ def _integrate_lanes(
                     plasma = lw[8 * N_LOCAL + 6 * nl + 4 : 8 * N_LOCAL + 6 * nl + 6]
                     sig = lw[8 * N_LOCAL + 6 * nl + 6 :]
                     for i in range(nl):
-                        r = i * LANES + l
+                        r = i * LANES + la
                         y_l[i] = Y[r]
                         ys_l[i] = YS[r]
                         f0_l[i] = KF[r]
                         dl_l[i] = DL[r]
                     for k in range(4):
-                        conc[k] = C[k * LANES + l]
+                        conc[k] = C[k * LANES + la]
                     pkc, cc, sc = _pkc(pkc_rows[p]), _cc(cc_rows[p]), _sc(sc_rows[p])
                     _RHS(ys_l, conc, u, cc, sc, f1_l)
                     zs_o = lw[6 * N_LOCAL : 7 * N_LOCAL]
@@ -521,13 +531,13 @@ def _integrate_lanes(
                         )  # fmt: skip
                         i_out += 1
                     li[s0 + 2] = i_out
-                t_[l] = t_new
+                t_[la] = t_new
                 for i in range(nl):
-                    Y[i * LANES + l] = YS[i * LANES + l]
+                    Y[i * LANES + la] = YS[i * LANES + la]
                 if drug:
                     for m in range(N_LOCAL):
-                        zs[m] = ZS1V[m * LANES + l] if mode_on[m] else 0.0
-                        zr[m] = ZR1V[m * LANES + l] if mode_on[m] else 0.0
+                        zs[m] = ZS1V[m * LANES + la] if mode_on[m] else 0.0
+                        zr[m] = ZR1V[m * LANES + la] if mode_on[m] else 0.0
                     drug = _drug_present(zs, zr, size, u)
                     if drug:
                         li[s0 + 8], li[s0 + 9] = _active_modes(
@@ -535,19 +545,19 @@ def _integrate_lanes(
                         )
                     else:
                         for k in range(4):
-                            C[k * LANES + l] = 0.0
+                            C[k * LANES + la] = 0.0
                     li[s0 + 6] = drug
                 log_e = log(max(err, 1e-10))
-                grow = _PI_SAFETY * exp(_PI_BETA * loge_[l] - _PI_ALPHA * log_e)
+                grow = _PI_SAFETY * exp(_PI_BETA * loge_[la] - _PI_ALPHA * log_e)
                 h = step * min(5.0, max(0.1, grow))
-                loge_[l] = max(log_e, _LOG_ERR_OLD_FLOOR)
+                loge_[la] = max(log_e, _LOG_ERR_OLD_FLOOR)
                 if hit:
                     h = max(h, h_try)
                     li[s0 + 11] = _SEGMENT
-                h_[l] = h
+                h_[la] = h
             else:
                 h = step * max(0.2, 0.9 * err ** (-0.25))
-                h_[l] = h
+                h_[la] = h
                 if h < 1e-10:
                     steps[p] = -1
                     li[s0 + 11] = _NEED_PATIENT

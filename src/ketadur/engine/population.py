@@ -2,9 +2,10 @@
 
 A protocol arm without adaptive elements (every phase entered by everyone, no rules) gives every
 patient the same schedule up to weight-based amounts and their own covariates: it is compiled once
-for a whole chunk and integrated by the batched Numba kernel. An adaptive arm (entry criteria,
-randomised fractions, boosters, interval rules) makes schedules differ; each patient then runs
-through the adaptive protocol runner on the fast engine, with its own random stream.
+for a whole chunk and integrated by the batched Numba kernel, sixteen patients at a time in SIMD
+lanes (:mod:`ketadur.engine.lanes`). An adaptive arm (entry criteria, randomised fractions,
+boosters, interval rules) makes schedules differ; each patient then runs through the adaptive
+protocol runner on the fast engine, with its own random stream.
 
 Results are a tidy table (one row per patient and output time, one column per output), yielded
 chunk by chunk so that a file of any size can be written with bounded memory.
@@ -30,10 +31,10 @@ from ketadur.engine.fast import (
     JUMP_SESSION,
     OUTPUT_NAMES,
     FastSettings,
-    integrate_batch,
     output_codes,
 )
 from ketadur.engine.gpu import CHUNKS_IN_FLIGHT, check_device, integrate_batch_gpu
+from ketadur.engine.lanes import integrate_batch
 from ketadur.errors import KetadurInputError
 from ketadur.model import pk
 from ketadur.model.cascade import CascadeConstants

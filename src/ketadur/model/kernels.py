@@ -59,8 +59,8 @@ class Kernels(NamedTuple):
     :data:`SIGNALS`. ``session_jump(consolidated, potentiation, weight, sc)`` is the therapy
     jump. ``loss(y, conc_um, u, cc, sc, d)`` fills ``d`` (per hour) with each state's first-order
     loss rate: every state's derivative is a production that does not depend on the state itself,
-    minus ``d`` times the state (the fast engine treats that part implicitly); ``loss_rates`` returns
-    them as a tuple."""
+    minus ``d`` times the state (the fast engine treats that part implicitly); ``loss_rates``
+    returns them as a tuple."""
 
     rhs: Callable
     observe: Callable
@@ -77,9 +77,7 @@ def make_kernels(jit: Callable[[Callable], Callable], integer_hill: bool = False
     occupancy = jit(cas.nmda_occupancy)
     ampa_throughput = jit(cas.ampa_throughput)
     trkb_activation = jit(cas.trkb_activation)
-    mtorc1_activity = jit(
-        cas.mtorc1_activity_integer_hill if integer_hill else cas.mtorc1_activity
-    )
+    mtorc1_activity = jit(cas.mtorc1_activity_integer_hill if integer_hill else cas.mtorc1_activity)
     d_glutamate = jit(cas.d_glutamate)
     d_bdnf = jit(cas.d_bdnf)
     d_erk = jit(cas.d_erk)
@@ -182,9 +180,7 @@ def make_kernels(jit: Callable[[Callable], Callable], integer_hill: bool = False
         for i in range(len(rates)):
             d[i] = rates[i]
 
-    return Kernels(
-        jit(rhs), jit(observe), session_jump, jit(loss), jit_derivatives, jit_loss_rates
-    )
+    return Kernels(jit(rhs), jit(observe), session_jump, jit(loss), jit_derivatives, jit_loss_rates)
 
 
 PYTHON_KERNELS = make_kernels(lambda f: f)
