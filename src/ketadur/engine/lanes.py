@@ -206,8 +206,24 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, S
     is zero). ``VK``/``VNK`` are the effect-site rows of the modes' matrix, ``SUM`` scratch."""
     for k in range(4 * lanes):
         SUM[k] = 0.0
+    infusing = 0.0
+    for la in range(lanes):
+        infusing = max(infusing, 1.0 if U[la] != 0.0 or U[lanes + la] != 0.0 else 0.0)
     for m in range(N_LOCAL):
         if not ON[m]:
+            continue
+        if infusing == 0.0:  # free decay in every lane (no phi1, whose division is costly)
+            for la in range(lanes):
+                r = m * lanes + la
+                e = pk_exp(LAM[r] * (c * step[la]))
+                zs = e * ZS[r]
+                zr = e * ZR[r]
+                ZS1[r] = zs
+                ZR1[r] = zr
+                SUM[la] += VK[r] * zs
+                SUM[lanes + la] += VK[r] * zr
+                SUM[2 * lanes + la] += VNK[r] * zs
+                SUM[3 * lanes + la] += VNK[r] * zr
             continue
         for la in range(lanes):
             r = m * lanes + la
@@ -218,9 +234,9 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, S
             u1 = U[lanes + la]
             p1 = 1.0 + x * (0.5 + x / 6.0) if abs(x) < 1e-5 else (e - 1.0) / x
             q = h * p1 * W[r]
-            infusing = u0 != 0.0 or u1 != 0.0
-            zs = e * ZS[r] + q * u0 if infusing else e * ZS[r]
-            zr = e * ZR[r] + q * u1 if infusing else e * ZR[r]
+            inf_la = u0 != 0.0 or u1 != 0.0
+            zs = e * ZS[r] + q * u0 if inf_la else e * ZS[r]
+            zr = e * ZR[r] + q * u1 if inf_la else e * ZR[r]
             ZS1[r] = zs
             ZR1[r] = zr
             SUM[la] += VK[r] * zs
@@ -247,36 +263,201 @@ def _lane_rhs(Y, C, U, CCL, SCL, F, lanes):
         _PUT_NL(F, 0, la, d)
 
 
+_N_LV = 18
+"""Rows of per-lane floats (``LV``): the lane's step, time, next step size, target, segment
+end, log of the last error, mg/L to unbound uM, drug present, next output time, active, needs
+attention, accepted, time after the step, steps tried, step tried, target hit, PK bound, and
+needs scalar work after the step."""
+(_STEP, _T, _H, _TARGET, _TSEG, _LOGE, _TOUM, _DRUG, _NEXT_OUT, _ACTIVE, _ATTN, _ACC, _TNEW,
+ _NSTEPS, _HTRY, _HIT, _BOUND, _FLAG) = range(_N_LV)  # fmt: skip
+
+
+@nb.njit(**_JIT)
+def _lane_prestep(LV, max_step, ZSV, ZRV, VKV, VNKV, WV, U, C, ON, lanes):
+    """Every active lane's trial step and the unbound effect-site uM ``C`` at its start (as
+    :func:`ketadur.engine.fast._mode_conc`: the modes a lane does not advance are zero, and those
+    the effect sites do not see have zero weight, so summing every mode gives the same bits);
+    ``ON``: the PK modes some lane with drug advances."""
+    step_, t_, h_, target_ = LV[_STEP], LV[_T], LV[_H], LV[_TARGET]
+    toum_, drug_, active_, htry_ = LV[_TOUM], LV[_DRUG], LV[_ACTIVE], LV[_HTRY]
+    for la in range(lanes):
+        htry_[la] = min(h_[la], max_step)
+    for la in range(lanes):
+        t = t_[la]
+        h_try = htry_[la]
+        target = target_[la]
+        step = target - t if t + h_try >= target else h_try
+        step_[la] = step if active_[la] != 0.0 else 0.0
+    for k in range(4):
+        vk = VKV if k < 2 else VNKV
+        z = ZSV if k % 2 == 0 else ZRV
+        ck = C[k * lanes : (k + 1) * lanes]
+        for la in range(lanes):
+            acc = 0.0
+            for m in range(N_LOCAL):
+                acc += vk[m * lanes + la] * z[m * lanes + la]
+            ck[la] = acc * toum_[la] if drug_[la] != 0.0 else 0.0
+    for m in range(N_LOCAL):
+        zs = ZSV[m * lanes : (m + 1) * lanes]
+        zr = ZRV[m * lanes : (m + 1) * lanes]
+        w = WV[m * lanes : (m + 1) * lanes]
+        on = 0.0
+        for la in range(lanes):
+            infusing = U[la] != 0.0 or U[lanes + la] != 0.0
+            live = zs[la] != 0.0 or zr[la] != 0.0 or (infusing and w[la] != 0.0)
+            on = max(on, drug_[la] if live else 0.0)
+        ON[m] = on != 0.0
+
+
+@nb.njit(**_JIT)
+def _lane_accept(LV, ERR, TOT, lanes):
+    """Every lane's verdict on its step (``_ACC``; a step whose error is not finite fails), its
+    end time, and ``_FLAG`` for the lanes that need scalar work before the states move on (a
+    rejected step, or outputs inside an accepted one); returns how many do."""
+    step_, t_, target_, htry_ = LV[_STEP], LV[_T], LV[_TARGET], LV[_HTRY]
+    active_, acc_, tnew_, hit_ = LV[_ACTIVE], LV[_ACC], LV[_TNEW], LV[_HIT]
+    nsteps_, next_out_, flag_ = LV[_NSTEPS], LV[_NEXT_OUT], LV[_FLAG]
+    for la in range(lanes):
+        e = ERR[la]
+        ERR[la] = e if TOT[la] < np.inf else np.nan
+    for la in range(lanes):
+        hit_[la] = 1.0 if t_[la] + htry_[la] >= target_[la] else 0.0
+    for la in range(lanes):
+        tnew_[la] = target_[la] if hit_[la] != 0.0 else t_[la] + step_[la]
+    for la in range(lanes):
+        acc_[la] = 1.0 if active_[la] != 0.0 and ERR[la] <= 1.0 else 0.0
+    for la in range(lanes):
+        nsteps_[la] += active_[la]
+    n = 0.0
+    for la in range(lanes):
+        busy = acc_[la] == 0.0 or next_out_[la] < tnew_[la]
+        f = 1.0 if active_[la] != 0.0 and busy else 0.0
+        flag_[la] = f
+        n += f
+    return n
+
+
+@nb.njit(**_JIT)
+def _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, ON, SIZEV, U, MASK, lanes):
+    """Every accepted lane's states and time moved to the step's end, its PK modes too, with the
+    drug declared gone and decayed modes dropped as :func:`ketadur.engine.fast._drug_present`
+    and :func:`~ketadur.engine.fast._active_modes` do."""
+    acc_, t_, tnew_, drug_, bound_ = LV[_ACC], LV[_T], LV[_TNEW], LV[_DRUG], LV[_BOUND]
+    for la in range(lanes):
+        a = acc_[la] != 0.0
+        for i in range(N_NL):
+            r = i * lanes + la
+            Y[r] = YS[r] if a else Y[r]
+    for la in range(lanes):
+        t_[la] = tnew_[la] if acc_[la] != 0.0 else t_[la]
+    for m in range(N_LOCAL):
+        take = ON[m]
+        o = m * lanes
+        zs, zr = ZSV[o : o + lanes], ZRV[o : o + lanes]
+        zs1, zr1 = ZS1V[o : o + lanes], ZR1V[o : o + lanes]
+        for la in range(lanes):
+            upd = acc_[la] != 0.0 and drug_[la] != 0.0
+            zs[la] = (zs1[la] if take else 0.0) if upd else zs[la]
+        for la in range(lanes):
+            upd = acc_[la] != 0.0 and drug_[la] != 0.0
+            zr[la] = (zr1[la] if take else 0.0) if upd else zr[la]
+    for la in range(lanes):
+        b = 0.0
+        for m in range(N_LOCAL):
+            r = m * lanes + la
+            s = SIZEV[r]
+            b += s * (abs(ZSV[r]) + abs(ZRV[r])) if s > 0.0 else 0.0
+        bound_[la] = b
+    for la in range(lanes):
+        infusing = U[la] != 0.0 or U[lanes + la] != 0.0
+        upd = acc_[la] != 0.0 and drug_[la] != 0.0
+        gone = upd and not infusing and not bound_[la] >= 1e-12
+        for m in range(N_LOCAL):
+            r = m * lanes + la
+            s = SIZEV[r]
+            small = s * (abs(ZSV[r]) + abs(ZRV[r])) < 1e-13
+            drop = upd and not infusing and s > 0.0 and (gone or small)
+            MASK[r] = 1.0 if drop else 0.0
+    for r in range(N_LOCAL * lanes):
+        ZSV[r] = 0.0 if MASK[r] != 0.0 else ZSV[r]
+    for r in range(N_LOCAL * lanes):
+        ZRV[r] = 0.0 if MASK[r] != 0.0 else ZRV[r]
+    for la in range(lanes):
+        infusing = U[la] != 0.0 or U[lanes + la] != 0.0
+        upd = acc_[la] != 0.0 and drug_[la] != 0.0
+        gone = upd and not infusing and not bound_[la] >= 1e-12
+        drug_[la] = 0.0 if gone else drug_[la]
+
+
+@nb.njit(**_JIT)
+def _lane_control(LV, ERR, lanes):
+    """The next step size of every accepted lane (the PI controller of
+    :func:`ketadur.engine.fast._integrate_one`); a lane that reached its target needs attention."""
+    acc_, step_, loge_, h_ = LV[_ACC], LV[_STEP], LV[_LOGE], LV[_H]
+    hit_, htry_, attn_ = LV[_HIT], LV[_HTRY], LV[_ATTN]
+    for la in range(lanes):
+        if acc_[la] == 0.0:
+            continue
+        log_e = log(max(ERR[la], 1e-10))
+        grow = _PI_SAFETY * exp(_PI_BETA * loge_[la] - _PI_ALPHA * log_e)
+        h = step_[la] * min(5.0, max(0.1, grow))
+        loge_[la] = max(log_e, _LOG_ERR_OLD_FLOOR)
+        if hit_[la] != 0.0:
+            h = max(h, htry_[la])
+            attn_[la] = 1.0
+        h_[la] = h
+
+
+@nb.njit(**_JIT, inline="always")
+def _gather(ZV, la, z):
+    """Lane ``la``'s PK modes from lane layout into ``z``."""
+    for m in range(N_LOCAL):
+        z[m] = ZV[m * LANES + la]
+
+
+@nb.njit(**_JIT, inline="always")
+def _scatter(z, ZV, la):
+    """``z`` into lane ``la``'s PK modes in lane layout."""
+    for m in range(N_LOCAL):
+        ZV[m * LANES + la] = z[m]
+
+
 @nb.njit(**_JIT, _nrt=False)
 def _integrate_lanes(
     p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
     j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
-    max_step, out, y_end, steps, patients, Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ACC, STF, ERR,
-    TOT, LV, lane_work, lane_iwork, ZSV, ZRV, ZS1V, ZR1V, LAMV, WV, VKV, VNKV, SUMV, mode_on,
+    max_step, out, y_end, steps, patients, Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ERR, TOT, LV,
+    lane_work, lane_iwork, ZSV, ZRV, ZS1V, ZR1V, LAMV, WV, VKV, VNKV, SIZEV, MASK, SUMV, mode_on,
 ):  # fmt: skip
     """Integrate the patients listed in ``patients[p_first:p_stop]`` (indices into the batch
     arrays of :func:`ketadur.engine.fast.integrate_batch`, whose arguments these are), :data:`LANES`
     at a time, each lane taking the next patient when its own is done. The arrays after
     ``patients`` are scratch (:func:`_lane_group` allocates them). Fills ``out``, ``y_end``
-    and ``steps`` (-1: the step size collapsed) of those patients."""
+    and ``steps`` (-1: the step size collapsed) of those patients.
+
+    Each pass steps every active lane once: the trial steps, the stages, the error estimates,
+    the verdicts and the step-size control in lane loops (vectorised); only a lane that needs it
+    (a new patient or segment, an event, an output, a rejected step) runs scalar code."""
     lanes = LV.shape[1]  # LANES, as a number the compiler does not know: see _lane_rhs
-    step_, t_, h_, target_, tseg_, loge_, toum_ = LV[0], LV[1], LV[2], LV[3], LV[4], LV[5], LV[6]
-    drugf_ = LV[7]
+    step_, t_, h_, target_, tseg_ = LV[_STEP], LV[_T], LV[_H], LV[_TARGET], LV[_TSEG]
+    loge_, toum_, drug_, next_out_ = LV[_LOGE], LV[_TOUM], LV[_DRUG], LV[_NEXT_OUT]
+    active_, attn_, acc_, tnew_ = LV[_ACTIVE], LV[_ATTN], LV[_ACC], LV[_TNEW]
+    nsteps_, flag_ = LV[_NSTEPS], LV[_FLAG]
     nl = N_NL
     n_bp = bp_t.size
     next_patient = p_first
+    s0 = 3 * N_LOCAL  # lane integers: patient, b, i_out, i_le, le_stop, last, (spare x5), phase
+    LV[:] = 0.0
     for la in range(LANES):
-        li = lane_iwork[la]
-        li[3 * N_LOCAL + 11] = _NEED_PATIENT
-        step_[la] = 0.0
-    for a in (Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL):
+        lane_iwork[la, s0 + 11] = _NEED_PATIENT
+        attn_[la] = 1.0
+    for a in (Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ZSV, ZRV, ZS1V, ZR1V):
         a[:] = 0.0
     while True:
-        # ---------------------------------------------------------------- lane by lane, scalar
-        n_active = 0
-        mode_on[:] = 0
+        # ------------------------------------------- lanes that need attention, lane by lane
         for la in range(LANES):
-            drugf_[la] = 0.0
+            if attn_[la] == 0.0:
+                continue
             lw = lane_work[la]
             li = lane_iwork[la]
             zs = lw[0:N_LOCAL]
@@ -292,9 +473,11 @@ def _integrate_lanes(
             adv = li[0:N_LOCAL]
             obs = li[N_LOCAL : 2 * N_LOCAL]
             seen = li[2 * N_LOCAL : 3 * N_LOCAL]
-            s0 = 3 * N_LOCAL  # lane integers: patient, b, i_out, i_le, le_stop, last, drug,
-            phase = li[s0 + 11]  # steps, n_adv, n_obs, (spare), phase
-            p = li[s0]
+            _gather(ZSV, la, zs)
+            _gather(ZRV, la, zr)
+            phase = li[s0 + 11]
+            if phase == _STEPPING:
+                phase = _SEGMENT  # the step reached its target
             while phase != _STEPPING and phase != _IDLE:
                 if phase == _NEED_PATIENT:
                     if next_patient >= p_stop:
@@ -316,6 +499,7 @@ def _integrate_lanes(
                         WV[r] = v_inv[p, m, _CEN]
                         VKV[r] = v[p, _CEK, m]
                         VNKV[r] = v[p, _CENK, m]
+                        SIZEV[r] = size[m]
                     for i in range(nl):
                         Y[i * LANES + la] = y0[p, 2 * N_LOCAL + i]
                     for m in range(N_LOCAL):
@@ -339,11 +523,11 @@ def _integrate_lanes(
                         i_le += 1
                     li[s0 + 3] = i_le
                     li[s0 + 4] = le_ptr[p + 1]
-                    li[s0 + 7] = 0
+                    nsteps_[la] = 0.0
                     h_[la] = 0.01
                     loge_[la] = _LOG_ERR_OLD_FLOOR
                     t_[la] = t_start
-                    li[s0 + 6] = 1
+                    drug_[la] = 1.0
                     phase = _SEGMENT_START
                 p = li[s0]
                 b = li[s0 + 1]
@@ -353,12 +537,12 @@ def _integrate_lanes(
                         for j in range(jptr[b], jptr[b + 1]):
                             if j_kind[j] == JUMP_DOSE:
                                 _apply_dose(zs, zr, v_inv[p], j_delta[p, j])
-                                li[s0 + 6] = 1
+                                drug_[la] = 1.0
                                 h_[la] = 0.01
                             elif j_kind[j] == JUMP_SESSION:
                                 y9 = Y[9 * LANES + la]
                                 jump = _SESSION(
-                                    y9, Y[4 * LANES + la], j_value[p, j], _sc(sc_rows[p])
+                                    y9, Y[4 * LANES + la], j_value[p, j], _GET_SC(SCL, la)
                                 )
                                 Y[9 * LANES + la] = y9 + jump
                             else:
@@ -367,14 +551,9 @@ def _integrate_lanes(
                     for k in range(N_IN):
                         U[k * LANES + la] = u[k]
                     if u[0] != 0.0 or u[1] != 0.0:
-                        li[s0 + 6] = 1
-                    if li[s0 + 6]:
-                        li[s0 + 8], li[s0 + 9] = _active_modes(
-                            zs, zr, size, seen, w, u, adv, obs, zs1, zr1
-                        )
-                    else:
-                        for k in range(4):
-                            C[k * LANES + la] = 0.0
+                        drug_[la] = 1.0
+                    if drug_[la] != 0.0:
+                        _active_modes(zs, zr, size, seen, w, u, adv, obs, zs1, zr1)
                     last = b + 1 >= n_bp or bp_t[b + 1] >= t_end
                     li[s0 + 5] = last
                     tseg_[la] = t_end if last else bp_t[b + 1]
@@ -392,7 +571,7 @@ def _integrate_lanes(
                 if i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
                     for i in range(nl):
                         y_l[i] = Y[i * LANES + la]
-                    pkc, cc, sc = _pkc(pkc_rows[p]), _cc(cc_rows[p]), _sc(sc_rows[p])
+                    pkc, cc, sc = _pkc(pkc_rows[p]), _GET_CC(CCL, la), _GET_SC(SCL, la)
                     u = bp_u[p, b]
                     while i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
                         _record(y_l, zs, zr, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
@@ -411,7 +590,7 @@ def _integrate_lanes(
                             y_end[p, N_LOCAL + k] = xr
                         for i in range(nl):
                             y_end[p, 2 * N_LOCAL + i] = Y[i * LANES + la]
-                        steps[p] = li[s0 + 7]
+                        steps[p] = int(nsteps_[la])
                         phase = _NEED_PATIENT
                     else:
                         li[s0 + 1] = b + 1
@@ -421,30 +600,21 @@ def _integrate_lanes(
                 if i_le < le_stop and le_t[i_le] < target:
                     target = le_t[i_le]
                 target_[la] = target
+                next_out_[la] = t_out[i_out] if i_out < t_out.size else np.inf
                 phase = _STEPPING
             li[s0 + 11] = phase
-            if phase == _IDLE:
-                continue
-            n_active += 1
-            # the next trial step, and the unbound effect-site concentrations at its start
-            t = t_[la]
-            h_try = min(h_[la], max_step)
-            step = target_[la] - t if t + h_try >= target_[la] else h_try
-            step_[la] = step
-            if li[s0 + 6]:
-                _mode_conc(zs, zr, v[p], obs, li[s0 + 9], toum_[la], conc)
-                for k in range(4):
-                    C[k * LANES + la] = conc[k]
-                drugf_[la] = 1.0
-                for m in range(N_LOCAL):
-                    ZSV[m * LANES + la] = zs[m]
-                    ZRV[m * LANES + la] = zr[m]
-                for k in range(li[s0 + 8]):
-                    mode_on[adv[k]] = 1
-        if n_active == 0:
+            _scatter(zs, ZSV, la)
+            _scatter(zr, ZRV, la)
+            attn_[la] = 0.0
+            active_[la] = 1.0 if phase == _STEPPING else 0.0
+        n_active = 0.0
+        for la in range(LANES):
+            n_active += active_[la]
+        if n_active == 0.0:
             break
         # ------------------------------------------------------------ every lane, vectorised
         # ARK4(3)7L[2]SA1 as in _integrate_one: the losses (implicit part), stage 0.
+        _lane_prestep(LV, max_step, ZSV, ZRV, VKV, VNKV, WV, U, C, mode_on, lanes)
         _lane_losses(Y, C, U, CCL, SCL, step_, DL, DEN, KZ, lanes)
         _lane_rhs(Y, C, U, CCL, SCL, KF, lanes)
         for s in range(1, _N_STAGES):
@@ -464,103 +634,81 @@ def _integrate_lanes(
             # the exact PK at the stage's time (the last, c = 1, is the step's end)
             _lane_pk(
                 _ARK_C[s] if s < _N_STAGES - 1 else 1.0, step_, ZSV, ZRV, LAMV, WV, U, VKV, VNKV,
-                toum_, drugf_, mode_on, ZS1V, ZR1V, C, SUMV, lanes,
+                toum_, drug_, mode_on, ZS1V, ZR1V, C, SUMV, lanes,
             )  # fmt: skip
             _lane_rhs(KZ[s * _NL :], C, U, CCL, SCL, KF[s * _NL :], lanes)
         _LANE_ERROR(Y, YS, KF, DEN, step_, rtol, atol, ERR, TOT, lanes)
-        # ---------------------------------------------------- accept or reject, lane by lane
-        for la in range(LANES):
-            li = lane_iwork[la]
-            s0 = 3 * N_LOCAL
-            if li[s0 + 11] == _IDLE:
-                continue
-            lw = lane_work[la]
-            p = li[s0]
-            err = ERR[la]
-            if not TOT[la] < np.inf:
-                err = np.nan
-            li[s0 + 7] += 1
-            step = step_[la]
-            t = t_[la]
-            target = target_[la]
-            h_try = min(h_[la], max_step)
-            hit = t + h_try >= target
-            if err <= 1.0:
+        # --------------------------- rejected steps and outputs inside steps, lane by lane
+        if _lane_accept(LV, ERR, TOT, lanes) != 0.0:
+            for la in range(LANES):
+                if flag_[la] == 0.0:
+                    continue
+                li = lane_iwork[la]
+                p = li[s0]
+                step = step_[la]
+                if acc_[la] == 0.0:
+                    err = ERR[la]
+                    h = step * max(0.2, 0.9 * err ** (-0.25))
+                    h_[la] = h
+                    if h < 1e-10:
+                        steps[p] = -1
+                        li[s0 + 11] = _NEED_PATIENT
+                        active_[la] = 0.0
+                        attn_[la] = 1.0
+                    continue
+                # outputs inside the step, interpolated (fast._dense_output)
+                lw = lane_work[la]
                 zs, zr = lw[0:N_LOCAL], lw[N_LOCAL : 2 * N_LOCAL]
-                zs1, zr1 = lw[2 * N_LOCAL : 3 * N_LOCAL], lw[3 * N_LOCAL : 4 * N_LOCAL]
                 w = lw[4 * N_LOCAL : 5 * N_LOCAL]
-                size = lw[5 * N_LOCAL : 6 * N_LOCAL]
                 adv = li[0:N_LOCAL]
-                obs = li[N_LOCAL : 2 * N_LOCAL]
-                seen = li[2 * N_LOCAL : 3 * N_LOCAL]
+                _gather(ZSV, la, zs)
+                _gather(ZRV, la, zr)
                 u = bp_u[p, li[s0 + 1]]
-                drug = li[s0 + 6] != 0
-                t_new = target if hit else t + step
-                i_out = li[s0 + 2]
-                if i_out < t_out.size and t_out[i_out] < t_new:
-                    # outputs inside the step, interpolated (fast._dense_output)
-                    y_l = lw[8 * N_LOCAL : 8 * N_LOCAL + nl]
-                    ys_l = lw[8 * N_LOCAL + nl : 8 * N_LOCAL + 2 * nl]
-                    f0_l = lw[8 * N_LOCAL + 2 * nl : 8 * N_LOCAL + 3 * nl]
-                    f1_l = lw[8 * N_LOCAL + 3 * nl : 8 * N_LOCAL + 4 * nl]
-                    dl_l = lw[8 * N_LOCAL + 4 * nl : 8 * N_LOCAL + 5 * nl]
-                    yo_l = lw[8 * N_LOCAL + 5 * nl : 8 * N_LOCAL + 6 * nl]
-                    conc = lw[8 * N_LOCAL + 6 * nl : 8 * N_LOCAL + 6 * nl + 4]
-                    plasma = lw[8 * N_LOCAL + 6 * nl + 4 : 8 * N_LOCAL + 6 * nl + 6]
-                    sig = lw[8 * N_LOCAL + 6 * nl + 6 :]
-                    for i in range(nl):
-                        r = i * LANES + la
-                        y_l[i] = Y[r]
-                        ys_l[i] = YS[r]
-                        f0_l[i] = KF[r]
-                        dl_l[i] = DL[r]
-                    for k in range(4):
-                        conc[k] = C[k * LANES + la]
-                    pkc, cc, sc = _pkc(pkc_rows[p]), _cc(cc_rows[p]), _sc(sc_rows[p])
-                    _RHS(ys_l, conc, u, cc, sc, f1_l)
-                    zs_o = lw[6 * N_LOCAL : 7 * N_LOCAL]
-                    zr_o = lw[7 * N_LOCAL : 8 * N_LOCAL]
-                    while i_out < t_out.size and t_out[i_out] < t_new:
-                        _dense_output(
-                            t_out[i_out] - t, step, y_l, ys_l, f0_l, f1_l, dl_l, zs, zr, lam[p],
-                            w, u, drug, adv, li[s0 + 8], yo_l, zs_o, zr_o,
-                        )  # fmt: skip
-                        _record(
-                            yo_l, zs_o, zr_o, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
-                            plasma, sig,
-                        )  # fmt: skip
-                        i_out += 1
-                    li[s0 + 2] = i_out
-                t_[la] = t_new
+                infusing = u[0] != 0.0 or u[1] != 0.0
+                n_adv = 0
+                for m in range(N_LOCAL):
+                    if zs[m] != 0.0 or zr[m] != 0.0 or (infusing and w[m] != 0.0):
+                        adv[n_adv] = m
+                        n_adv += 1
+                y_l = lw[8 * N_LOCAL : 8 * N_LOCAL + nl]
+                ys_l = lw[8 * N_LOCAL + nl : 8 * N_LOCAL + 2 * nl]
+                f0_l = lw[8 * N_LOCAL + 2 * nl : 8 * N_LOCAL + 3 * nl]
+                f1_l = lw[8 * N_LOCAL + 3 * nl : 8 * N_LOCAL + 4 * nl]
+                dl_l = lw[8 * N_LOCAL + 4 * nl : 8 * N_LOCAL + 5 * nl]
+                yo_l = lw[8 * N_LOCAL + 5 * nl : 8 * N_LOCAL + 6 * nl]
+                conc = lw[8 * N_LOCAL + 6 * nl : 8 * N_LOCAL + 6 * nl + 4]
+                plasma = lw[8 * N_LOCAL + 6 * nl + 4 : 8 * N_LOCAL + 6 * nl + 6]
+                sig = lw[8 * N_LOCAL + 6 * nl + 6 :]
                 for i in range(nl):
-                    Y[i * LANES + la] = YS[i * LANES + la]
-                if drug:
-                    for m in range(N_LOCAL):
-                        zs[m] = ZS1V[m * LANES + la] if mode_on[m] else 0.0
-                        zr[m] = ZR1V[m * LANES + la] if mode_on[m] else 0.0
-                    drug = _drug_present(zs, zr, size, u)
-                    if drug:
-                        li[s0 + 8], li[s0 + 9] = _active_modes(
-                            zs, zr, size, seen, w, u, adv, obs, zs1, zr1
-                        )
-                    else:
-                        for k in range(4):
-                            C[k * LANES + la] = 0.0
-                    li[s0 + 6] = drug
-                log_e = log(max(err, 1e-10))
-                grow = _PI_SAFETY * exp(_PI_BETA * loge_[la] - _PI_ALPHA * log_e)
-                h = step * min(5.0, max(0.1, grow))
-                loge_[la] = max(log_e, _LOG_ERR_OLD_FLOOR)
-                if hit:
-                    h = max(h, h_try)
-                    li[s0 + 11] = _SEGMENT
-                h_[la] = h
-            else:
-                h = step * max(0.2, 0.9 * err ** (-0.25))
-                h_[la] = h
-                if h < 1e-10:
-                    steps[p] = -1
-                    li[s0 + 11] = _NEED_PATIENT
+                    r = i * LANES + la
+                    y_l[i] = Y[r]
+                    ys_l[i] = YS[r]
+                    f0_l[i] = KF[r]
+                    dl_l[i] = DL[r]
+                for k in range(4):
+                    conc[k] = C[k * LANES + la]
+                pkc, cc, sc = _pkc(pkc_rows[p]), _GET_CC(CCL, la), _GET_SC(SCL, la)
+                _RHS(ys_l, conc, u, cc, sc, f1_l)
+                zs_o = lw[6 * N_LOCAL : 7 * N_LOCAL]
+                zr_o = lw[7 * N_LOCAL : 8 * N_LOCAL]
+                t = t_[la]
+                t_new = tnew_[la]
+                i_out = li[s0 + 2]
+                while i_out < t_out.size and t_out[i_out] < t_new:
+                    _dense_output(
+                        t_out[i_out] - t, step, y_l, ys_l, f0_l, f1_l, dl_l, zs, zr, lam[p],
+                        w, u, drug_[la] != 0.0, adv, n_adv, yo_l, zs_o, zr_o,
+                    )  # fmt: skip
+                    _record(
+                        yo_l, zs_o, zr_o, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
+                        plasma, sig,
+                    )  # fmt: skip
+                    i_out += 1
+                li[s0 + 2] = i_out
+                next_out_[la] = t_out[i_out] if i_out < t_out.size else np.inf
+        # ------------------------------ accepted steps: states, PK and step size, vectorised
+        _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, mode_on, SIZEV, U, MASK, lanes)
+        _lane_control(LV, ERR, lanes)
     return 0
 
 
@@ -577,18 +725,18 @@ def _lane_group(
 ):  # fmt: skip
     """:func:`_integrate_lanes` with its scratch."""
     nl = N_NL * LANES
+    nm = N_LOCAL * LANES
     _integrate_lanes(
         p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
         j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
         max_step, out, y_end, steps, patients, np.empty(nl), np.empty(nl), np.empty(nl),
         np.empty(nl), np.empty(_N_STAGES * nl), np.empty(_N_STAGES * nl), np.empty(4 * LANES),
         np.empty(N_IN * LANES), np.empty(_N_CC * LANES), np.empty(_N_SC * LANES),
-        np.empty(nl), np.empty(nl), np.empty(LANES), np.empty(LANES),
-        np.zeros((8, LANES)), np.zeros((LANES, _LANE_FLOATS)),
-        np.zeros((LANES, _LANE_INTS), dtype=np.int64), np.zeros(N_LOCAL * LANES),
-        np.zeros(N_LOCAL * LANES), np.zeros(N_LOCAL * LANES), np.zeros(N_LOCAL * LANES),
-        np.zeros(N_LOCAL * LANES), np.zeros(N_LOCAL * LANES), np.zeros(N_LOCAL * LANES),
-        np.zeros(N_LOCAL * LANES), np.zeros(4 * LANES), np.zeros(N_LOCAL, dtype=np.int64),
+        np.empty(LANES), np.empty(LANES), np.zeros((_N_LV, LANES)),
+        np.zeros((LANES, _LANE_FLOATS)), np.zeros((LANES, _LANE_INTS), dtype=np.int64),
+        np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm),
+        np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(4 * LANES),
+        np.zeros(N_LOCAL, dtype=np.bool_),
     )  # fmt: skip
 
 
