@@ -53,14 +53,10 @@ from ketadur.engine.fast import (
     N_NL,
     _active_modes,
     _apply_dose,
-    _cc,
     _dense_output,
-    _drug_present,
-    _mode_conc,
     _mode_weights,
     _pkc,
     _record,
-    _sc,
     pk_exp,
 )
 from ketadur.model.cascade import CascadeConstants
