@@ -774,16 +774,26 @@ _PER_PATIENT = (0, 1, 2, 3, 4, 5, 7, 10, 11, 15)
 """Positions of :func:`ketadur.engine.fast.integrate_batch`'s per-patient arguments (axis 0)."""
 
 
-def _integrate_rest(args: tuple, rest: NDArray[np.int64]) -> None:
-    """The scalar engine on patients ``rest`` of the batch ``args``, results scattered back."""
+def patients_of(args: tuple, index: NDArray[np.int64]) -> list:
+    """The batch ``args`` of :func:`ketadur.engine.fast.integrate_batch` cut down to the
+    patients ``index`` (in that order), with fresh ``out``, ``y_end`` and ``steps``."""
     sub = list(args)
     for k in _PER_PATIENT:
-        sub[k] = args[k][rest]
+        sub[k] = args[k][index]
     le_ptr, le_t, le_points = args[12], args[13], args[14]
-    take = np.concatenate([np.arange(le_ptr[i], le_ptr[i + 1]) for i in rest]).astype(np.int64)
-    sub[12] = np.concatenate([[0], np.cumsum(le_ptr[rest + 1] - le_ptr[rest])]).astype(np.int64)
+    take = np.concatenate(
+        [np.arange(le_ptr[i], le_ptr[i + 1]) for i in index] + [np.zeros(0)]
+    ).astype(np.int64)
+    sub[12] = np.concatenate([[0], np.cumsum(le_ptr[index + 1] - le_ptr[index])]).astype(np.int64)
     sub[13], sub[14] = le_t[take], le_points[take]
     out, y_end, steps = args[-3], args[-2], args[-1]
-    sub[-3], sub[-2], sub[-1] = out[rest], y_end[rest], steps[rest]
+    sub[-3], sub[-2], sub[-1] = out[index], y_end[index], steps[index]
+    return sub
+
+
+def _integrate_rest(args: tuple, rest: NDArray[np.int64]) -> None:
+    """The scalar engine on patients ``rest`` of the batch ``args``, results scattered back."""
+    sub = patients_of(args, rest)
     fast.integrate_batch(*sub)
+    out, y_end, steps = args[-3], args[-2], args[-1]
     out[rest], y_end[rest], steps[rest] = sub[-3], sub[-2], sub[-1]
