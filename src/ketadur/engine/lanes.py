@@ -36,7 +36,6 @@ from ketadur.engine.fast import (
     _ARK_E,
     _ARK_GAMMA,
     _CEK,
-    _CEN,
     _CENK,
     _JIT,
     _LOG_ERR_OLD_FLOOR,
@@ -54,9 +53,11 @@ from ketadur.engine.fast import (
     _active_modes,
     _apply_dose,
     _dense_output,
+    _infusion_weights,
     _mode_weights,
     _pkc,
     _record,
+    infusion_gain,
     pk_exp,
 )
 from ketadur.model.cascade import CascadeConstants
@@ -105,8 +106,10 @@ _GET_CC, _GET_SC = (
 )
 
 _NL = N_NL * LANES
-_LANE_FLOATS = 8 * N_LOCAL + 6 * N_NL + 6 + len(SIGNALS)
-"""Floats of scalar scratch per lane (PK modes and an output's state)."""
+_WL = 8 * N_LOCAL + 6 * N_NL + 6 + len(SIGNALS)
+_LANE_FLOATS = _WL + N_LOCAL
+"""Floats of scalar scratch per lane (PK modes and an output's state; ``_WL``: the infusion
+weights over the modes' rates)."""
 _N_LI = 12  # per-lane integers: patient, breakpoint, next output, next and last life event,
 # last segment, drug present, steps, PK modes advanced and observed, stage, phase
 _LANE_INTS = 3 * N_LOCAL + _N_LI
@@ -195,11 +198,12 @@ _LANE_ERROR = _error_function()
 
 
 @nb.njit(**_JIT)
-def _lane_pk(c, step, ZS, ZR, LAM, W, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, SUM, lanes):
+def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, SUM, lanes):
     """Every lane's PK modes ``c * step`` hours into the step (``ZS1``, ``ZR1``, exact as in
     :func:`ketadur.engine.fast._pk_advance`) and its unbound effect-site uM (``C``; 0 in a lane
     without drug), for the modes ``ON`` (those some lane advances; in the others a mode left out
-    is zero). ``VK``/``VNK`` are the effect-site rows of the modes' matrix, ``SUM`` scratch."""
+    is zero). ``W``/``WL`` are :func:`ketadur.engine.fast._infusion_weights`, ``VK``/``VNK`` the
+    effect-site rows of the modes' matrix, ``SUM`` scratch."""
     for k in range(4 * lanes):
         SUM[k] = 0.0
     infusing = 0.0
@@ -228,8 +232,7 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, S
             e = pk_exp(x)
             u0 = U[la]
             u1 = U[lanes + la]
-            p1 = 1.0 + x * (0.5 + x / 6.0) if abs(x) < 1e-5 else (e - 1.0) / x
-            q = h * p1 * W[r]
+            q = infusion_gain(x, e, h, W[r], WL[r])
             inf_la = u0 != 0.0 or u1 != 0.0
             zs = e * ZS[r] + q * u0 if inf_la else e * ZS[r]
             zr = e * ZR[r] + q * u1 if inf_la else e * ZR[r]
@@ -423,7 +426,8 @@ def _integrate_lanes(
     p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
     j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
     max_step, out, y_end, steps, patients, Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ERR, TOT, LV,
-    lane_work, lane_iwork, ZSV, ZRV, ZS1V, ZR1V, LAMV, WV, VKV, VNKV, SIZEV, MASK, SUMV, mode_on,
+    lane_work, lane_iwork, ZSV, ZRV, ZS1V, ZR1V, LAMV, WV, WLV, VKV, VNKV, SIZEV, MASK, SUMV,
+    mode_on,
 ):  # fmt: skip
     """Integrate the patients listed in ``patients[p_first:p_stop]`` (indices into the batch
     arrays of :func:`ketadur.engine.fast.integrate_batch`, whose arguments these are), :data:`LANES`
@@ -461,11 +465,12 @@ def _integrate_lanes(
             zs1 = lw[2 * N_LOCAL : 3 * N_LOCAL]
             zr1 = lw[3 * N_LOCAL : 4 * N_LOCAL]
             w = lw[4 * N_LOCAL : 5 * N_LOCAL]
+            wl = lw[_WL : _WL + N_LOCAL]
             size = lw[5 * N_LOCAL : 6 * N_LOCAL]
             y_l = lw[8 * N_LOCAL : 8 * N_LOCAL + nl]
             conc = lw[8 * N_LOCAL + 6 * nl : 8 * N_LOCAL + 6 * nl + 4]
             plasma = lw[8 * N_LOCAL + 6 * nl + 4 : 8 * N_LOCAL + 6 * nl + 6]
-            sig = lw[8 * N_LOCAL + 6 * nl + 6 :]
+            sig = lw[8 * N_LOCAL + 6 * nl + 6 : _WL]
             adv = li[0:N_LOCAL]
             obs = li[N_LOCAL : 2 * N_LOCAL]
             seen = li[2 * N_LOCAL : 3 * N_LOCAL]
@@ -489,10 +494,12 @@ def _integrate_lanes(
                     for f in range(_N_SC):
                         SCL[f * LANES + la] = sc_rows[p, f]
                     _mode_weights(v[p], lam[p], size, seen)
+                    _infusion_weights(v_inv[p], lam[p], w, wl)
                     for m in range(N_LOCAL):
                         r = m * LANES + la
                         LAMV[r] = lam[p, m]
-                        WV[r] = v_inv[p, m, _CEN]
+                        WV[r] = w[m]
+                        WLV[r] = wl[m]
                         VKV[r] = v[p, _CEK, m]
                         VNKV[r] = v[p, _CENK, m]
                         SIZEV[r] = size[m]
@@ -501,7 +508,6 @@ def _integrate_lanes(
                     for m in range(N_LOCAL):
                         zs[m] = 0.0
                         zr[m] = 0.0
-                        w[m] = v_inv[p, m, _CEN]
                         for k in range(N_LOCAL):
                             zs[m] += v_inv[p, m, k] * y0[p, k]
                             zr[m] += v_inv[p, m, k] * y0[p, N_LOCAL + k]
@@ -629,8 +635,8 @@ def _integrate_lanes(
                 _STAGE6(Y, KF, KZ, DL, DEN, step_, Z, lanes)
             # the exact PK at the stage's time (the last, c = 1, is the step's end)
             _lane_pk(
-                _ARK_C[s] if s < _N_STAGES - 1 else 1.0, step_, ZSV, ZRV, LAMV, WV, U, VKV, VNKV,
-                toum_, drug_, mode_on, ZS1V, ZR1V, C, SUMV, lanes,
+                _ARK_C[s] if s < _N_STAGES - 1 else 1.0, step_, ZSV, ZRV, LAMV, WV, WLV, U, VKV,
+                VNKV, toum_, drug_, mode_on, ZS1V, ZR1V, C, SUMV, lanes,
             )  # fmt: skip
             _lane_rhs(KZ[s * _NL :], C, U, CCL, SCL, KF[s * _NL :], lanes)
         _LANE_ERROR(Y, YS, KF, DEN, step_, rtol, atol, ERR, TOT, lanes)
@@ -656,6 +662,7 @@ def _integrate_lanes(
                 lw = lane_work[la]
                 zs, zr = lw[0:N_LOCAL], lw[N_LOCAL : 2 * N_LOCAL]
                 w = lw[4 * N_LOCAL : 5 * N_LOCAL]
+                wl = lw[_WL : _WL + N_LOCAL]
                 adv = li[0:N_LOCAL]
                 _gather(ZSV, la, zs)
                 _gather(ZRV, la, zr)
@@ -674,7 +681,7 @@ def _integrate_lanes(
                 yo_l = lw[8 * N_LOCAL + 5 * nl : 8 * N_LOCAL + 6 * nl]
                 conc = lw[8 * N_LOCAL + 6 * nl : 8 * N_LOCAL + 6 * nl + 4]
                 plasma = lw[8 * N_LOCAL + 6 * nl + 4 : 8 * N_LOCAL + 6 * nl + 6]
-                sig = lw[8 * N_LOCAL + 6 * nl + 6 :]
+                sig = lw[8 * N_LOCAL + 6 * nl + 6 : _WL]
                 for i in range(nl):
                     r = i * LANES + la
                     y_l[i] = Y[r]
@@ -693,7 +700,7 @@ def _integrate_lanes(
                 while i_out < t_out.size and t_out[i_out] < t_new:
                     _dense_output(
                         t_out[i_out] - t, step, y_l, ys_l, f0_l, f1_l, dl_l, zs, zr, lam[p],
-                        w, u, drug_[la] != 0.0, adv, n_adv, yo_l, zs_o, zr_o,
+                        w, wl, u, drug_[la] != 0.0, adv, n_adv, yo_l, zs_o, zr_o,
                     )  # fmt: skip
                     _record(
                         yo_l, zs_o, zr_o, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
@@ -731,7 +738,7 @@ def _lane_group(
         np.empty(LANES), np.empty(LANES), np.zeros((_N_LV, LANES)),
         np.zeros((LANES, _LANE_FLOATS)), np.zeros((LANES, _LANE_INTS), dtype=np.int64),
         np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm),
-        np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(4 * LANES),
+        np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(4 * LANES),
         np.zeros(N_LOCAL, dtype=np.bool_),
     )  # fmt: skip
 
