@@ -4,19 +4,21 @@
 right-hand side is scalar code, and Numba does not vectorise a loop over patients that calls it
 (the stores it would have to check against every load are too many). Here :data:`LANES` patients
 are held side by side, each quantity of theirs in adjacent memory (row ``r`` of lane ``la`` at
-``r * LANES + la``), and each step's arithmetic (the losses, the seven stages, the exact PK at
-the stage times, the error estimate) is a loop over lanes that the compiler turns into AVX2 or
-AVX-512 vector instructions. Every lane is a patient of its own, with its own time, step size,
-breakpoints, doses and outputs; what differs between lanes (accepting or rejecting a step, the
-step-size control, events, outputs, which PK modes are alive) runs lane by lane in scalar code,
-and a lane whose patient is done takes the next one.
+``r * LANES + la``), and each step is a sequence of loops over lanes that the compiler turns
+into AVX2 or AVX-512 vector instructions: the trial step, the losses, the seven stages, the exact
+PK at the stage times, the error estimate, the verdict, the states and PK modes moved on (with
+decayed modes dropped), and the step-size control. Every lane is a patient of its own, with its
+own time, step size, breakpoints, doses and outputs; only a lane that needs it (a new patient or
+segment, a dose or session, a life event, an output inside its step, a rejected step) runs scalar
+code, and a lane whose patient is done takes the next one.
 
 A patient's arithmetic is the same operations in the same order as in
 :func:`~ketadur.engine.fast._integrate_one` (vector instructions round each lane as scalar ones
 do, and both engines take the PK's exponentials from :func:`~ketadur.engine.fast.pk_exp`), so
-the results are identical bit for bit to that function's, whatever the lanes hold; a test checks
-it. The lanes need the mTORC1 Hill coefficient to be an integer in [0, 8] (the general power does
-not vectorise): :func:`integrate_batch` sends other patients to the scalar engine.
+the results are identical bit for bit to that function's, whatever the lanes hold beside the
+patient; tests check both. The lanes need the mTORC1 Hill coefficient to be an integer in
+[0, 8] (the general power does not vectorise): :func:`integrate_batch` sends other patients to
+the scalar engine.
 """
 
 from __future__ import annotations
@@ -110,8 +112,8 @@ _WL = 8 * N_LOCAL + 6 * N_NL + 6 + len(SIGNALS)
 _LANE_FLOATS = _WL + N_LOCAL
 """Floats of scalar scratch per lane (PK modes and an output's state; ``_WL``: the infusion
 weights over the modes' rates)."""
-_N_LI = 12  # per-lane integers: patient, breakpoint, next output, next and last life event,
-# last segment, drug present, steps, PK modes advanced and observed, stage, phase
+_N_LI = 7  # per-lane integers: patient, breakpoint, next output, next and last life event,
+# last segment, phase
 _LANE_INTS = 3 * N_LOCAL + _N_LI
 
 # Lane phases between steps.
@@ -446,10 +448,10 @@ def _integrate_lanes(
     nl = N_NL
     n_bp = bp_t.size
     next_patient = p_first
-    s0 = 3 * N_LOCAL  # lane integers: patient, b, i_out, i_le, le_stop, last, (spare x5), phase
+    s0 = 3 * N_LOCAL  # lane integers after adv, obs, seen: see _N_LI
     LV[:] = 0.0
     for la in range(LANES):
-        lane_iwork[la, s0 + 11] = _NEED_PATIENT
+        lane_iwork[la, s0 + 6] = _NEED_PATIENT
         attn_[la] = 1.0
     for a in (Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ZSV, ZRV, ZS1V, ZR1V):
         a[:] = 0.0
@@ -476,7 +478,7 @@ def _integrate_lanes(
             seen = li[2 * N_LOCAL : 3 * N_LOCAL]
             _gather(ZSV, la, zs)
             _gather(ZRV, la, zr)
-            phase = li[s0 + 11]
+            phase = li[s0 + 6]
             if phase == _STEPPING:
                 phase = _SEGMENT  # the step reached its target
             while phase != _STEPPING and phase != _IDLE:
@@ -604,7 +606,7 @@ def _integrate_lanes(
                 target_[la] = target
                 next_out_[la] = t_out[i_out] if i_out < t_out.size else np.inf
                 phase = _STEPPING
-            li[s0 + 11] = phase
+            li[s0 + 6] = phase
             _scatter(zs, ZSV, la)
             _scatter(zr, ZRV, la)
             attn_[la] = 0.0
@@ -654,7 +656,7 @@ def _integrate_lanes(
                     h_[la] = h
                     if h < 1e-10:
                         steps[p] = -1
-                        li[s0 + 11] = _NEED_PATIENT
+                        li[s0 + 6] = _NEED_PATIENT
                         active_[la] = 0.0
                         attn_[la] = 1.0
                     continue
