@@ -792,7 +792,7 @@ def _integrate_one(
     return n_steps
 
 
-@nb.njit(**_JIT, parallel=True)
+@nb.njit(**_JIT, parallel=True, nogil=True)
 def integrate_batch(
     pkc_rows,
     cc_rows,

@@ -745,7 +745,7 @@ def _lane_group(
     )  # fmt: skip
 
 
-@nb.njit(**_JIT, parallel=True)
+@nb.njit(**_JIT, parallel=True, nogil=True)
 def _integrate_batch_lanes(
     pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind, j_value, j_delta,
     le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol, max_step, out, y_end,
