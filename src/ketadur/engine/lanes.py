@@ -72,7 +72,7 @@ AVX-512 instruction, unrolled twice); measured in ``docs/benchmarks.md``."""
 
 _K = make_kernels(nb.njit(**_JIT, inline="always"), integer_hill=True)
 _DERIVATIVES, _LOSS_RATES, _SESSION = _K.derivatives, _K.loss_rates, _K.session_jump
-_RHS, _OBSERVE = fast._RHS, fast._OBSERVE
+_RHS = fast._RHS
 
 
 def _compiled(source: str, name: str, namespace: dict) -> nb.core.dispatcher.Dispatcher:

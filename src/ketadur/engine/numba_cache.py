@@ -6,7 +6,10 @@ checkout, ``git pull``) their cache would still hold the old equations: silently
 a crash on a changed state count. :func:`drop_stale_cache` removes the engine's cache files
 whenever the fingerprint of the sources they depend on changes. It must run before the first
 call of a cached function (at import). A cache kept elsewhere (``NUMBA_CACHE_DIR``) is not
-checked.
+checked. One race is not covered: a process that imported the old sources and saves its compiled
+code after another process has dropped the cache leaves old code under the new fingerprint. It
+needs a source edit while the engine runs (a development checkout); delete the ``__pycache__``
+folders of ``ketadur/engine`` and ``ketadur/model`` after such an edit.
 """
 
 from __future__ import annotations
