@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from population import induction_weekly
+from population import induction_weekly, timed_calls
 
 import ketadur.engine.gpu as gpu_engine
 import ketadur.engine.population as engine
@@ -109,16 +109,7 @@ def throughput(n: int, device: str, chunk_size: int, days: float = 365.0) -> dic
     population = generate_population("trd-adults", n, seed=PATIENT_SEED)
     population["life_events"] = ""  # as in benchmarks/population.py
     drawn_s = time.perf_counter() - drawing
-    kernel_s = [0.0]
-    inner = engine.integrate_batch_gpu
-
-    def timed(*args):
-        start = time.perf_counter()
-        inner(*args)
-        kernel_s[0] += time.perf_counter() - start
-
-    engine.integrate_batch_gpu = timed
-    try:
+    with timed_calls(engine, "integrate_batch_gpu") as kernel_s:
         start = time.perf_counter()
         rows = 0
         for chunk in simulate_population(
@@ -127,8 +118,6 @@ def throughput(n: int, device: str, chunk_size: int, days: float = 365.0) -> dic
             assert np.isfinite(chunk["madrs"]).all()
             rows += len(chunk)
         elapsed = time.perf_counter() - start
-    finally:
-        engine.integrate_batch_gpu = inner
     years = n * days / 365.25
     timings = {"total_s": elapsed, "kernel_s": kernel_s[0], "drawn_s": drawn_s}
     return {"years": years, "rows": rows, **timings}

@@ -98,19 +98,23 @@ class TimedDraws(DrawnPopulation):
             yield block
 
 
-def _time_kernel() -> list[float]:
-    """Wrap the population engine's batch kernel so that the seconds spent in it add up in the
-    returned list's one item (the kernel runs in worker threads, one chunk at a time)."""
+@contextlib.contextmanager
+def timed_calls(module: object, name: str):
+    """Replace ``module.name`` (a batch kernel) by a wrapper that adds up the seconds spent in its
+    calls in the yielded list's one item; restored on exit."""
     spent = [0.0]
-    kernel = engine.integrate_batch
+    inner = getattr(module, name)
 
     def timed(*args):
-        t = time.perf_counter()
-        kernel(*args)
-        spent[0] += time.perf_counter() - t
+        start = time.perf_counter()
+        inner(*args)
+        spent[0] += time.perf_counter() - start
 
-    engine.integrate_batch = timed
-    return spent
+    setattr(module, name, timed)
+    try:
+        yield spent
+    finally:
+        setattr(module, name, inner)
 
 
 @contextlib.contextmanager
@@ -217,18 +221,18 @@ def main() -> None:
     next(simulate_population(protocol, warm, days=7))  # load the compiled kernels
     # Life events off: one SBML then serves every patient in (b), and both engines run alike.
     population = TimedDraws("trd-adults", args.patients, args.seed, life_events=False)
-    kernel = _time_kernel()
-    start = time.perf_counter()
-    rows = 0
-    first = []
-    for chunk in simulate_population(
-        protocol, population, outputs=("madrs",), chunk_size=args.chunk_size, settings=settings
-    ):
-        rows += len(chunk)
-        assert np.isfinite(chunk["madrs"]).all()
-        if sum(map(len, first)) < args.roadrunner_patients * (args.days + 1):
-            first.append(chunk)
-    end = time.perf_counter()
+    with timed_calls(engine, "integrate_batch") as kernel:
+        start = time.perf_counter()
+        rows = 0
+        first = []
+        for chunk in simulate_population(
+            protocol, population, outputs=("madrs",), chunk_size=args.chunk_size, settings=settings
+        ):
+            rows += len(chunk)
+            assert np.isfinite(chunk["madrs"]).all()
+            if sum(map(len, first)) < args.roadrunner_patients * (args.days + 1):
+                first.append(chunk)
+        end = time.perf_counter()
     years = args.patients * args.days / 365.25
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}")

@@ -75,10 +75,22 @@ _DERIVATIVES, _LOSS_RATES, _SESSION = _K.derivatives, _K.loss_rates, _K.session_
 _RHS = fast._RHS
 
 
-def _compiled(source: str, name: str, namespace: dict) -> nb.core.dispatcher.Dispatcher:
-    """Compile generated ``source`` defining ``name`` (an inlined Numba function)."""
+def _compiled(
+    source: str, name: str, namespace: dict, inline: bool = True
+) -> nb.core.dispatcher.Dispatcher:
+    """Compile generated ``source`` defining ``name`` (a Numba function, inlined by default;
+    generated code is not cached)."""
     exec(compile(source, f"<ketadur.engine.lanes {name}>", "exec"), namespace)
-    return nb.njit(error_model="numpy", inline="always")(namespace[name])  # inlined: no cache
+    return nb.njit(error_model="numpy", inline="always" if inline else "never")(namespace[name])
+
+
+def _sum_source(coefficients: np.ndarray, array: str) -> str:
+    """Source of ``0.0 + c0 * A[0 * n + r] + c1 * A[1 * n + r] + ...`` (``A`` is ``array``,
+    ``n`` its stage length): a stage sum written out, so that it stays in registers, in the
+    scalar engine's order and from its 0.0."""
+    return "0.0" + "".join(
+        f" + {float(c)!r} * {array}[{j} * n + r]" for j, c in enumerate(coefficients)
+    )
 
 
 def _lane_reader(n: int) -> nb.core.dispatcher.Dispatcher:
@@ -144,10 +156,8 @@ def _lane_losses(Y, C, U, CCL, SCL, step, DL, DEN, KZ, lanes):
 
 def _stage_function(s: int) -> nb.core.dispatcher.Dispatcher:
     """``stage(Y, KF, KZ, DL, DEN, step, Z, lanes)``: every lane's stage ``s`` values into
-    ``Z``, each sum written out (generated) so that it stays in registers, in the order and from
-    the 0.0 of ``fast._integrate_one``."""
-    acc = "0.0" + "".join(f" + {float(_ARK_AE[s, j])!r} * KF[{j} * n + r]" for j in range(s))
-    stiff = "0.0" + "".join(f" + {float(_ARK_AD[s, j])!r} * KZ[{j} * n + r]" for j in range(s))
+    ``Z``, the sums written out (:func:`_sum_source`)."""
+    acc, stiff = _sum_source(_ARK_AE[s, :s], "KF"), _sum_source(_ARK_AD[s, :s], "KZ")
     src = (
         "def stage(Y, KF, KZ, DL, DEN, step, Z, lanes):\n"
         "    n = N_NL * lanes\n"
@@ -158,9 +168,7 @@ def _stage_function(s: int) -> nb.core.dispatcher.Dispatcher:
         f"            stiff = {stiff}\n"
         "            Z[r] = (Y[r] + step[la] * acc - DL[r] * stiff) * DEN[r]\n"
     )
-    ns = {"N_NL": N_NL}
-    exec(compile(src, f"<ketadur.engine.lanes stage {s}>", "exec"), ns)
-    return nb.njit(error_model="numpy")(ns["stage"])
+    return _compiled(src, "stage", {"N_NL": N_NL}, inline=False)
 
 
 _STAGE1, _STAGE2, _STAGE3, _STAGE4, _STAGE5, _STAGE6 = (
@@ -172,8 +180,7 @@ def _error_function() -> nb.core.dispatcher.Dispatcher:
     """``error(Y, YS, KF, DEN, step, rtol, atol, ERR, TOT, lanes)``: every lane's step result
     ``YS``, error estimate ``ERR`` (in tolerances) and the sum ``TOT`` of absolute results and
     errors (not finite: the step failed); the sums written out as in :func:`_stage_function`."""
-    acc = "0.0" + "".join(f" + {float(_ARK_B[j])!r} * KF[{j} * n + r]" for j in range(_N_STAGES))
-    est = "0.0" + "".join(f" + {float(_ARK_E[j])!r} * KF[{j} * n + r]" for j in range(_N_STAGES))
+    acc, est = _sum_source(_ARK_B, "KF"), _sum_source(_ARK_E, "KF")
     src = (
         "def error(Y, YS, KF, DEN, step, rtol, atol, ERR, TOT, lanes):\n"
         "    n = N_NL * lanes\n"
@@ -191,9 +198,7 @@ def _error_function() -> nb.core.dispatcher.Dispatcher:
         "            TOT[la] += e_abs + abs(ys)\n"
         "            ERR[la] = max(ERR[la], e_abs / scale)\n"
     )
-    ns = {"N_NL": N_NL}
-    exec(compile(src, "<ketadur.engine.lanes error>", "exec"), ns)
-    return nb.njit(error_model="numpy")(ns["error"])
+    return _compiled(src, "error", {"N_NL": N_NL}, inline=False)
 
 
 _LANE_ERROR = _error_function()
@@ -208,24 +213,8 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, 
     effect-site rows of the modes' matrix, ``SUM`` scratch."""
     for k in range(4 * lanes):
         SUM[k] = 0.0
-    infusing = 0.0
-    for la in range(lanes):
-        infusing = max(infusing, 1.0 if U[la] != 0.0 or U[lanes + la] != 0.0 else 0.0)
     for m in range(N_LOCAL):
         if not ON[m]:
-            continue
-        if infusing == 0.0:  # free decay in every lane (no phi1, whose division is costly)
-            for la in range(lanes):
-                r = m * lanes + la
-                e = pk_exp(LAM[r] * (c * step[la]))
-                zs = e * ZS[r]
-                zr = e * ZR[r]
-                ZS1[r] = zs
-                ZR1[r] = zr
-                SUM[la] += VK[r] * zs
-                SUM[lanes + la] += VK[r] * zr
-                SUM[2 * lanes + la] += VNK[r] * zs
-                SUM[3 * lanes + la] += VNK[r] * zr
             continue
         for la in range(lanes):
             r = m * lanes + la
