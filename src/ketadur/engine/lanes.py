@@ -42,6 +42,7 @@ from ketadur.engine.fast import (
     _JIT,
     _LOG_ERR_OLD_FLOOR,
     _N_CC,
+    _N_PKC,
     _N_SC,
     _N_STAGES,
     _PI_ALPHA,
@@ -57,13 +58,13 @@ from ketadur.engine.fast import (
     _dense_output,
     _infusion_weights,
     _mode_weights,
-    _pkc,
     _record,
     infusion_gain,
     pk_exp,
 )
 from ketadur.model.cascade import CascadeConstants
 from ketadur.model.kernels import SIGNALS, make_kernels
+from ketadur.model.pk import PKConstants
 from ketadur.model.synapse_mood import SynapseConstants
 
 LANES = 16
@@ -114,7 +115,8 @@ def _lane_constants(cls: type, n: int) -> nb.core.dispatcher.Dispatcher:
 
 _GET_NL, _PUT_NL = _lane_reader(N_NL), _lane_writer(N_NL)
 _GET_CONC, _GET_U = _lane_reader(4), _lane_reader(N_IN)
-_GET_CC, _GET_SC = (
+_GET_PKC, _GET_CC, _GET_SC = (
+    _lane_constants(PKConstants, _N_PKC),
     _lane_constants(CascadeConstants, _N_CC),
     _lane_constants(SynapseConstants, _N_SC),
 )
@@ -418,7 +420,7 @@ def _integrate_lanes(
     j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
     max_step, out, y_end, steps, patients, Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ERR, TOT, LV,
     lane_work, lane_iwork, ZSV, ZRV, ZS1V, ZR1V, LAMV, WV, WLV, VKV, VNKV, SIZEV, MASK, SUMV,
-    mode_on,
+    mode_on, PKCL,
 ):  # fmt: skip
     """Integrate the patients listed in ``patients[p_first:p_stop]`` (indices into the batch
     arrays of :func:`ketadur.engine.fast.integrate_batch`, whose arguments these are), :data:`LANES`
@@ -478,7 +480,9 @@ def _integrate_lanes(
                     p = patients[next_patient]
                     next_patient += 1
                     li[s0] = p
-                    pkc = _pkc(pkc_rows[p])
+                    for f in range(_N_PKC):
+                        PKCL[f * LANES + la] = pkc_rows[p, f]
+                    pkc = _GET_PKC(PKCL, la)
                     toum_[la] = pkc.fu * 1000.0 / pkc.mw_k
                     for f in range(_N_CC):
                         CCL[f * LANES + la] = cc_rows[p, f]
@@ -564,7 +568,7 @@ def _integrate_lanes(
                 if i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
                     for i in range(nl):
                         y_l[i] = Y[i * LANES + la]
-                    pkc, cc, sc = _pkc(pkc_rows[p]), _GET_CC(CCL, la), _GET_SC(SCL, la)
+                    pkc, cc, sc = _GET_PKC(PKCL, la), _GET_CC(CCL, la), _GET_SC(SCL, la)
                     u = bp_u[p, b]
                     while i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
                         _record(y_l, zs, zr, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
@@ -681,7 +685,7 @@ def _integrate_lanes(
                     dl_l[i] = DL[r]
                 for k in range(4):
                     conc[k] = C[k * LANES + la]
-                pkc, cc, sc = _pkc(pkc_rows[p]), _GET_CC(CCL, la), _GET_SC(SCL, la)
+                pkc, cc, sc = _GET_PKC(PKCL, la), _GET_CC(CCL, la), _GET_SC(SCL, la)
                 _RHS(ys_l, conc, u, cc, sc, f1_l)
                 zs_o = lw[6 * N_LOCAL : 7 * N_LOCAL]
                 zr_o = lw[7 * N_LOCAL : 8 * N_LOCAL]
@@ -730,7 +734,7 @@ def _lane_group(
         np.zeros((LANES, _LANE_FLOATS)), np.zeros((LANES, _LANE_INTS), dtype=np.int64),
         np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm),
         np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(4 * LANES),
-        np.zeros(N_LOCAL, dtype=np.bool_),
+        np.zeros(N_LOCAL, dtype=np.bool_), np.zeros(_N_PKC * LANES),
     )  # fmt: skip
 
 
