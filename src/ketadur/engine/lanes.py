@@ -258,27 +258,28 @@ def _lane_rhs(Y, C, U, CCL, SCL, F, lanes):
 _N_LV = 18
 """Rows of per-lane floats (``LV``): the lane's step, time, next step size, target, segment
 end, log of the last error, mg/L to unbound uM, drug present, next output time, active, needs
-attention, accepted, time after the step, steps tried, step tried, target hit, PK bound, and
+attention, accepted, time after the step, steps tried, step tried, target hit, drug gone, and
 needs scalar work after the step."""
 (_STEP, _T, _H, _TARGET, _TSEG, _LOGE, _TOUM, _DRUG, _NEXT_OUT, _ACTIVE, _ATTN, _ACC, _TNEW,
- _NSTEPS, _HTRY, _HIT, _BOUND, _FLAG) = range(_N_LV)  # fmt: skip
+ _NSTEPS, _HTRY, _HIT, _GONE, _FLAG) = range(_N_LV)  # fmt: skip
 
 
 @nb.njit(**_JIT)
 def _lane_prestep(LV, max_step, ZSV, ZRV, VKV, VNKV, WV, U, C, ON, lanes):
-    """Every active lane's trial step and the unbound effect-site uM ``C`` at its start (as
+    """Every active lane's trial step (and whether it reaches the lane's target) and the unbound
+    effect-site uM ``C`` at its start (as
     :func:`ketadur.engine.fast._mode_conc`: the modes a lane does not advance are zero, and those
     the effect sites do not see have zero weight, so summing every mode gives the same bits);
     ``ON``: the PK modes some lane with drug advances."""
     step_, t_, h_, target_ = LV[_STEP], LV[_T], LV[_H], LV[_TARGET]
     toum_, drug_, active_, htry_ = LV[_TOUM], LV[_DRUG], LV[_ACTIVE], LV[_HTRY]
+    hit_ = LV[_HIT]
     for la in range(lanes):
         htry_[la] = min(h_[la], max_step)
     for la in range(lanes):
-        t = t_[la]
-        h_try = htry_[la]
-        target = target_[la]
-        step = target - t if t + h_try >= target else h_try
+        hit_[la] = 1.0 if t_[la] + htry_[la] >= target_[la] else 0.0
+    for la in range(lanes):
+        step = target_[la] - t_[la] if hit_[la] != 0.0 else htry_[la]
         step_[la] = step if active_[la] != 0.0 else 0.0
     for k in range(4):
         vk = VKV if k < 2 else VNKV
@@ -306,14 +307,12 @@ def _lane_accept(LV, ERR, TOT, lanes):
     """Every lane's verdict on its step (``_ACC``; a step whose error is not finite fails), its
     end time, and ``_FLAG`` for the lanes that need scalar work before the states move on (a
     rejected step, or outputs inside an accepted one); returns how many do."""
-    step_, t_, target_, htry_ = LV[_STEP], LV[_T], LV[_TARGET], LV[_HTRY]
+    step_, t_, target_ = LV[_STEP], LV[_T], LV[_TARGET]
     active_, acc_, tnew_, hit_ = LV[_ACTIVE], LV[_ACC], LV[_TNEW], LV[_HIT]
     nsteps_, next_out_, flag_ = LV[_NSTEPS], LV[_NEXT_OUT], LV[_FLAG]
     for la in range(lanes):
         e = ERR[la]
         ERR[la] = e if TOT[la] < np.inf else np.nan
-    for la in range(lanes):
-        hit_[la] = 1.0 if t_[la] + htry_[la] >= target_[la] else 0.0
     for la in range(lanes):
         tnew_[la] = target_[la] if hit_[la] != 0.0 else t_[la] + step_[la]
     for la in range(lanes):
@@ -334,7 +333,7 @@ def _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, ON, SIZEV, U, MASK, lanes):
     """Every accepted lane's states and time moved to the step's end, its PK modes too, with the
     drug declared gone and decayed modes dropped as :func:`ketadur.engine.fast._drug_present`
     and :func:`~ketadur.engine.fast._active_modes` do."""
-    acc_, t_, tnew_, drug_, bound_ = LV[_ACC], LV[_T], LV[_TNEW], LV[_DRUG], LV[_BOUND]
+    acc_, t_, tnew_, drug_, gone_ = LV[_ACC], LV[_T], LV[_TNEW], LV[_DRUG], LV[_GONE]
     for la in range(lanes):
         a = acc_[la] != 0.0
         for i in range(N_NL):
@@ -342,7 +341,7 @@ def _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, ON, SIZEV, U, MASK, lanes):
             Y[r] = YS[r] if a else Y[r]
     for la in range(lanes):
         t_[la] = tnew_[la] if acc_[la] != 0.0 else t_[la]
-    for m in range(N_LOCAL):
+    for m in range(N_LOCAL):  # one array written per loop, so that the compiler vectorises it
         take = ON[m]
         o = m * lanes
         zs, zr = ZSV[o : o + lanes], ZRV[o : o + lanes]
@@ -353,32 +352,30 @@ def _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, ON, SIZEV, U, MASK, lanes):
         for la in range(lanes):
             upd = acc_[la] != 0.0 and drug_[la] != 0.0
             zr[la] = (zr1[la] if take else 0.0) if upd else zr[la]
-    for la in range(lanes):
+    for la in range(lanes):  # the drug is gone: every decaying mode below 1e-12 in all
         b = 0.0
         for m in range(N_LOCAL):
             r = m * lanes + la
             s = SIZEV[r]
             b += s * (abs(ZSV[r]) + abs(ZRV[r])) if s > 0.0 else 0.0
-        bound_[la] = b
-    for la in range(lanes):
         infusing = U[la] != 0.0 or U[lanes + la] != 0.0
         upd = acc_[la] != 0.0 and drug_[la] != 0.0
-        gone = upd and not infusing and not bound_[la] >= 1e-12
+        gone_[la] = 1.0 if upd and not infusing and not b >= 1e-12 else 0.0
+    for la in range(lanes):  # modes dropped: all decaying ones if gone, else those below 1e-13
+        infusing = U[la] != 0.0 or U[lanes + la] != 0.0
+        upd = acc_[la] != 0.0 and drug_[la] != 0.0
         for m in range(N_LOCAL):
             r = m * lanes + la
             s = SIZEV[r]
             small = s * (abs(ZSV[r]) + abs(ZRV[r])) < 1e-13
-            drop = upd and not infusing and s > 0.0 and (gone or small)
+            drop = upd and not infusing and s > 0.0 and (gone_[la] != 0.0 or small)
             MASK[r] = 1.0 if drop else 0.0
     for r in range(N_LOCAL * lanes):
         ZSV[r] = 0.0 if MASK[r] != 0.0 else ZSV[r]
     for r in range(N_LOCAL * lanes):
         ZRV[r] = 0.0 if MASK[r] != 0.0 else ZRV[r]
     for la in range(lanes):
-        infusing = U[la] != 0.0 or U[lanes + la] != 0.0
-        upd = acc_[la] != 0.0 and drug_[la] != 0.0
-        gone = upd and not infusing and not bound_[la] >= 1e-12
-        drug_[la] = 0.0 if gone else drug_[la]
+        drug_[la] = 0.0 if gone_[la] != 0.0 else drug_[la]
 
 
 @nb.njit(**_JIT)

@@ -338,7 +338,7 @@ def simulate_population(
 
     # On the CPU one chunk is in the batch engine (both cores; it releases the GIL) while the
     # next is drawn and prepared and the last one's table built: a tenth of the run otherwise.
-    engine_lock = nullcontext() if device == "gpu" else threading.Lock()
+    engine_lock = None if device == "gpu" else threading.Lock()
 
     def chunk(start: int, part: pd.DataFrame) -> pd.DataFrame:
         if adaptive:
