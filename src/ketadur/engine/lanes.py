@@ -207,7 +207,7 @@ _LANE_ERROR = _error_function()
 
 
 @nb.njit(**_JIT)
-def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, C, SUM, lanes):
+def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, o, ZS1, ZR1, C, SUM, lanes):
     """Every lane's PK modes ``c * step`` hours into the step (``ZS1``, ``ZR1``, exact as in
     :func:`ketadur.engine.fast._pk_advance`) and its unbound effect-site uM (``C``; 0 in a lane
     without drug), for the modes ``ON`` (those some lane advances; in the others a mode left out
@@ -216,7 +216,7 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, ZS1, ZR1, 
     for k in range(4 * lanes):
         SUM[k] = 0.0
     for m in range(N_LOCAL):
-        if not ON[m]:
+        if not ON[o + m]:
             continue
         for la in range(lanes):
             r = m * lanes + la
@@ -270,7 +270,8 @@ def _lane_prestep(LV, max_step, ZSV, ZRV, VKV, VNKV, WV, U, C, ON, lanes):
     effect-site uM ``C`` at its start (as
     :func:`ketadur.engine.fast._mode_conc`: the modes a lane does not advance are zero, and those
     the effect sites do not see have zero weight, so summing every mode gives the same bits);
-    ``ON``: the PK modes some lane with drug advances."""
+    ``ON``: the PK modes some lane with drug advances, then those of them some lane's effect
+    sites see (the only ones the inner stages need, as in the scalar engine)."""
     step_, t_, h_, target_ = LV[_STEP], LV[_T], LV[_H], LV[_TARGET]
     toum_, drug_, active_, htry_ = LV[_TOUM], LV[_DRUG], LV[_ACTIVE], LV[_HTRY]
     hit_ = LV[_HIT]
@@ -294,12 +295,18 @@ def _lane_prestep(LV, max_step, ZSV, ZRV, VKV, VNKV, WV, U, C, ON, lanes):
         zs = ZSV[m * lanes : (m + 1) * lanes]
         zr = ZRV[m * lanes : (m + 1) * lanes]
         w = WV[m * lanes : (m + 1) * lanes]
+        vk = VKV[m * lanes : (m + 1) * lanes]
+        vnk = VNKV[m * lanes : (m + 1) * lanes]
         on = 0.0
         for la in range(lanes):
             infusing = U[la] != 0.0 or U[lanes + la] != 0.0
             live = zs[la] != 0.0 or zr[la] != 0.0 or (infusing and w[la] != 0.0)
             on = max(on, drug_[la] if live else 0.0)
+        seen = 0.0
+        for la in range(lanes):
+            seen = max(seen, abs(vk[la]) + abs(vnk[la]))
         ON[m] = on != 0.0
+        ON[N_LOCAL + m] = on != 0.0 and seen != 0.0
 
 
 @nb.njit(**_JIT)
@@ -626,9 +633,10 @@ def _integrate_lanes(
             else:
                 _STAGE6(Y, KF, KZ, DL, DEN, step_, Z, lanes)
             # the exact PK at the stage's time (the last, c = 1, is the step's end)
+            inner = s < _N_STAGES - 1
             _lane_pk(
-                _ARK_C[s] if s < _N_STAGES - 1 else 1.0, step_, ZSV, ZRV, LAMV, WV, WLV, U, VKV,
-                VNKV, toum_, drug_, mode_on, ZS1V, ZR1V, C, SUMV, lanes,
+                _ARK_C[s] if inner else 1.0, step_, ZSV, ZRV, LAMV, WV, WLV, U, VKV, VNKV, toum_,
+                drug_, mode_on, N_LOCAL if inner else 0, ZS1V, ZR1V, C, SUMV, lanes,
             )  # fmt: skip
             _lane_rhs(KZ[s * _NL :], C, U, CCL, SCL, KF[s * _NL :], lanes)
         _LANE_ERROR(Y, YS, KF, DEN, step_, rtol, atol, ERR, TOT, lanes)
@@ -731,7 +739,7 @@ def _lane_group(
         np.zeros((LANES, _LANE_FLOATS)), np.zeros((LANES, _LANE_INTS), dtype=np.int64),
         np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm),
         np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(nm), np.zeros(4 * LANES),
-        np.zeros(N_LOCAL, dtype=np.bool_), np.zeros(_N_PKC * LANES),
+        np.zeros(2 * N_LOCAL, dtype=np.bool_), np.zeros(_N_PKC * LANES),
     )  # fmt: skip
 
 
