@@ -6,6 +6,8 @@ is the same whether the population is drawn whole or in shards, in any process.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -26,15 +28,24 @@ takes about ten times its share of the table, so 100,000 patients drawn in one b
 
 
 def _draw(rng: np.random.Generator, d: TruncNormal | LogNormal) -> float:
-    for _ in range(100):
-        if isinstance(d, TruncNormal):
+    if isinstance(d, TruncNormal):
+        for _ in range(100):
             x = rng.normal(d.mean, d.sd)
-        else:
-            sigma = np.sqrt(np.log1p(d.cv**2))
+            if d.lower <= x <= d.upper:
+                return float(x)
+    else:
+        sigma = _log_sd(d.cv)
+        for _ in range(100):
             x = d.median * np.exp(sigma * rng.standard_normal())
-        if d.lower <= x <= d.upper:
-            return float(x)
+            if d.lower <= x <= d.upper:
+                return float(x)
     return float(np.clip(x, d.lower, d.upper))
+
+
+@functools.cache
+def _log_sd(cv: float) -> float:
+    """SD of the log of a log-normal variable with coefficient of variation ``cv``."""
+    return np.sqrt(np.log1p(cv**2))
 
 
 def _iiv_matrix(preset: Preset, values: PopulationParameters) -> tuple[list[str], np.ndarray]:
@@ -54,7 +65,12 @@ def _patient(
     names: list[str],
     chol: np.ndarray,
     typical: dict[str, float],
+    bounds: list[tuple[str, float, float]],
+    life_events: bool,
 ) -> dict:
+    """One patient's row from its own stream ``rng``: covariates, then every model parameter
+    (``typical`` values times the IIV factors of ``names``, kept inside ``bounds``). Without
+    ``life_events`` the events are drawn (so that the stream goes on the same) but not kept."""
     female = rng.random() < preset.female_fraction
     weight = _draw(rng, preset.weight_kg_female if female else preset.weight_kg_male)
     q = preset.met_allele_frequency
@@ -84,20 +100,23 @@ def _patient(
         ),
         "habitual_sleep_h_per_night": _draw(rng, preset.sleep_h_per_night),
         "baseline_sbp_mmhg": _draw(rng, preset.baseline_sbp_mmhg),
-        "life_events": ";".join(f"{d:.3f}:{p:.2f}" for d, p in zip(days, points, strict=True)),
+        "life_events": (
+            ";".join(f"{d:.3f}:{p:.2f}" for d, p in zip(days, points, strict=True))
+            if life_events
+            else ""
+        ),
     }
-    eta = chol @ rng.standard_normal(len(names))
+    factors = np.exp(chol @ rng.standard_normal(len(names))).tolist()
     row.update(typical)
-    for name, e in zip(names, eta, strict=True):
+    for name, factor in zip(names, factors, strict=True):
         if name in ODDS_IIV:
-            odds = typical[name] / (1.0 - typical[name]) * float(np.exp(e))
+            odds = typical[name] / (1.0 - typical[name]) * factor
             row[name] = odds / (1.0 + odds)
         else:
-            row[name] = typical[name] * float(np.exp(e))
+            row[name] = typical[name] * factor
     row["k10_per_min"] *= (weight / 70.0) ** preset.weight_exponent_k10
-    for name in [*names, "k10_per_min"]:
-        p = REGISTRY[name]
-        row[name] = float(min(max(row[name], p.lower), p.upper))  # np.clip's result, 20x faster
+    for name, lower, upper in bounds:
+        row[name] = float(min(max(row[name], lower), upper))  # np.clip's result, 20x faster
     return row
 
 
@@ -108,6 +127,7 @@ def generate_population(
     *,
     start: int = 0,
     parameters: PopulationParameters | None = None,
+    life_events: bool = True,
 ) -> pd.DataFrame:
     """Patients ``start`` to ``start + n_patients - 1`` of ``preset`` with ``seed``: one row each,
     covariates then every model parameter under its registry name.
@@ -116,6 +136,8 @@ def generate_population(
     size) come from ``parameters``; by default from the calibration shipped with the package
     (:func:`ketadur.population.typical.calibrated`). A patient's random draws do not depend on
     them, so two parameter sets give the same patients (common random numbers).
+    ``life_events=False`` leaves the life events out (the column empty); the other columns do
+    not change.
 
     Examples
     --------
@@ -137,12 +159,14 @@ def generate_population(
         chosen = chosen.model_copy(update=dict(values.preset))
     names, chol = _iiv_matrix(chosen, values)
     typical = {p.name: p.default for p in REGISTRY.values()} | dict(values.typical)
+    bounds = [(n, REGISTRY[n].lower, REGISTRY[n].upper) for n in [*names, "k10_per_min"]]
     blocks = []
     for first in range(start, start + n_patients, _BLOCK_PATIENTS):
         rows = []
         for i in range(first, min(first + _BLOCK_PATIENTS, start + n_patients)):
             row = {"subject_id": f"V{i:07d}"}
-            row.update(_patient(chosen, np.random.default_rng([seed, i]), names, chol, typical))
+            rng = np.random.default_rng([seed, i])
+            row.update(_patient(chosen, rng, names, chol, typical, bounds, life_events))
             rows.append(row)
         blocks.append(pd.DataFrame(rows))
     return pd.concat(blocks, ignore_index=True)

@@ -121,10 +121,13 @@ class DrawnPopulation(PopulationSource):
         for first in range(0, self.n_patients, size):
             n = min(size, self.n_patients - first)
             table = generate_population(
-                self.preset, n, self.seed, start=self.start + first, parameters=self.parameters
+                self.preset,
+                n,
+                self.seed,
+                start=self.start + first,
+                parameters=self.parameters,
+                life_events=self.life_events,
             )
-            if not self.life_events:
-                table["life_events"] = ""
             yield validate_population(table)
 
     def part(self, start: int, stop: int) -> PopulationSource:
