@@ -236,6 +236,10 @@ def main() -> None:
     years = args.patients * args.days / 365.25
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}")
+    import numba  # after ketadur, which chooses Numba's vector width before Numba loads
+
+    wide = "-prefer-256-bit" in (numba.config.CPU_FEATURES or "")
+    print(f"vector width: {'512-bit (AVX-512)' if wide else 'the compiler default'}")
     print(f"design: induction (6 infusions) + weekly maintenance, {args.days:g} days")
     print(f"patients: {args.patients}, tolerances rtol={settings.rtol:g} atol={settings.atol:g}")
     print(

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from ketadur.engine.vector_width import prefer_wide_vectors
+
+prefer_wide_vectors()  # before anything imports Numba
+
 from ketadur.engine.reference import SimulationResult, SolverSettings, simulate
 from ketadur.errors import KetadurInputError
 from ketadur.model.parameters import REGISTRY, Parameter, ParameterSet

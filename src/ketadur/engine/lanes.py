@@ -68,8 +68,9 @@ from ketadur.model.pk import PKConstants
 from ketadur.model.synapse_mood import SynapseConstants
 
 LANES = 16
-"""Patients stepped together. The compiler vectorises the lane loops from 16 on (8 doubles per
-AVX-512 instruction, unrolled twice); measured in ``docs/benchmarks.md``."""
+"""Patients stepped together: two vectors of eight doubles with AVX-512 (where
+:mod:`ketadur.engine.vector_width` asks for 512-bit vectors), four of four with 256-bit vectors;
+measured in ``docs/benchmarks.md``."""
 
 _K = make_kernels(nb.njit(**_JIT, inline="always"), integer_hill=True)
 _DERIVATIVES, _LOSS_RATES, _SESSION = _K.derivatives, _K.loss_rates, _K.session_jump
