@@ -48,8 +48,8 @@ def _both_engines(monkeypatch, protocol, pop, days, arm=None, output_days=None):
 )
 def test_lanes_give_the_scalar_engines_bits(monkeypatch, name, arm, days):
     """Every output, end state and step count of every patient is identical bit for bit: 150
-    patients (more than a lane group's block of 128, so lanes take new patients and blocks run
-    in parallel) with their own life events, every output, at whole days and at times inside
+    patients (more than a lane group's lanes, so lanes take new patients, and shared by a group
+    per thread) with their own life events, every output, at whole days and at times inside
     steps."""
     pop = generate_population("trd-adults", 150, seed=11)
     grid = np.concatenate([np.arange(0.0, days + 1e-9, 1.0), [0.37, 0.9 * days]])

@@ -67,10 +67,10 @@ from ketadur.model.kernels import SIGNALS, make_kernels
 from ketadur.model.pk import PKConstants
 from ketadur.model.synapse_mood import SynapseConstants
 
-LANES = 16
-"""Patients stepped together: two vectors of eight doubles with AVX-512 (where
-:mod:`ketadur.engine.vector_width` asks for 512-bit vectors), four of four with 256-bit vectors;
-measured in ``docs/benchmarks.md``."""
+LANES = 32
+"""Patients stepped together: four vectors of eight doubles with AVX-512 (where
+:mod:`ketadur.engine.vector_width` asks for 512-bit vectors), eight of four with 256-bit vectors;
+32 ran about 6 % faster than 16 with 512-bit vectors (``docs/benchmarks.md``)."""
 
 _K = make_kernels(nb.njit(**_JIT, inline="always"), integer_hill=True)
 _DERIVATIVES, _LOSS_RATES, _SESSION = _K.derivatives, _K.loss_rates, _K.session_jump
@@ -716,10 +716,6 @@ def _integrate_lanes(
     return 0
 
 
-_BLOCK = 8 * LANES
-"""Fewest patients a lane group takes in turn (a parallel task): eight per lane."""
-
-
 @nb.njit(**_JIT)
 def _lane_group(
     p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
@@ -771,10 +767,10 @@ def integrate_batch(*args) -> None:
     in_lanes = (hill == np.floor(hill)) & (hill >= 0.0) & (hill <= 8.0)
     patients = np.flatnonzero(in_lanes).astype(np.int64)
     if patients.size:
-        # One share per thread: a lane group's lanes fall idle one by one as its last patients
-        # finish, so fewer, larger shares leave fewer idle lanes (with shares of eight patients
-        # per lane this cost 2-3 % of a thread's time).
-        n_blocks = max(1, min(nb.get_num_threads(), patients.size // _BLOCK))
+        # One share per thread (of at least a patient per lane): a lane group's lanes fall idle
+        # one by one as its last patients finish, so fewer, larger shares leave fewer idle lanes
+        # (with shares of eight patients per lane this cost 2-3 % of a thread's time).
+        n_blocks = max(1, min(nb.get_num_threads(), patients.size // LANES))
         _integrate_batch_lanes(*args, patients, n_blocks)
     rest = np.flatnonzero(~in_lanes)
     if rest.size:
