@@ -483,9 +483,27 @@ def _drug_present(zs, zr, size, u):
     return False
 
 
+@nb.njit(**_JIT, inline="always")
+def _needs_pk(codes):
+    """Whether an output of ``codes`` depends on the drug: a plasma level, a PK state, or a
+    signal of the effect-site concentrations (NMDA occupancy, dissociation, blood pressure). The
+    other outputs (MADRS, the synaptic states...) are recorded without the PK."""
+    for c in range(codes.size):
+        code = codes[c]
+        if code == _PLASMA_CODE or code == _PLASMA_CODE + 1 or code == 20 or code == 27:
+            return True
+        if code == 28 or (code >= _STATE_CODE and code < _STATE_CODE + 2 * N_LOCAL):
+            return True
+    return False
+
+
 @nb.njit(**_JIT, _nrt=False)
-def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row, conc, plasma, sig):
-    _pk_observe(zs, zr, v, pkc, conc, plasma)
+def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row, conc, plasma, sig, pk):
+    """The outputs ``codes`` into ``row`` from the nonlinear states ``y`` and, where ``pk``
+    (:func:`_needs_pk`), the PK modes; otherwise ``conc`` and ``plasma`` are left as they are
+    and the signals computed from them are not among the outputs."""
+    if pk:
+        _pk_observe(zs, zr, v, pkc, conc, plasma)
     _OBSERVE(y, conc, plasma[0], u, cc, sc, sig)
     for c in range(codes.size):
         code = codes[c]
@@ -628,6 +646,7 @@ def _integrate_one(
     seen = iwork[2 * N_LOCAL :]
     n_adv = n_obs = 0
     to_um = pkc.fu * 1000.0 / pkc.mw_k
+    pk_out = _needs_pk(codes)
     _mode_weights(v, lam, size, seen)
     _infusion_weights(v_inv, lam, w, wl)
     for i in range(n):
@@ -678,7 +697,7 @@ def _integrate_one(
                 y[10] += le_points[i_le]
                 i_le += 1
             while i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
-                _record(y, zs, zr, v, u, pkc, cc, sc, codes, out[i_out], conc, plasma, sig)
+                _record(y, zs, zr, v, u, pkc, cc, sc, codes, out[i_out], conc, plasma, sig, pk_out)
                 i_out += 1
             if t >= t_seg:
                 break
@@ -744,11 +763,11 @@ def _integrate_one(
                         while i_out < t_out.size and t_out[i_out] < t_new:
                             _dense_output(
                                 t_out[i_out] - t, step, y, ys, kf[0], f_end, dl, zs, zr, lam,
-                                w, wl, u, drug, adv, n_adv, y_o, zs_o, zr_o,
+                                w, wl, u, drug and pk_out, adv, n_adv, y_o, zs_o, zr_o,
                             )  # fmt: skip
                             _record(
                                 y_o, zs_o, zr_o, v, u, pkc, cc, sc, codes, out[i_out], conc,
-                                plasma, sig,
+                                plasma, sig, pk_out,
                             )  # fmt: skip
                             i_out += 1
                     t = t_new

@@ -58,6 +58,7 @@ from ketadur.engine.fast import (
     _dense_output,
     _infusion_weights,
     _mode_weights,
+    _needs_pk,
     _record,
     infusion_gain,
     pk_exp,
@@ -443,6 +444,7 @@ def _integrate_lanes(
     nsteps_, flag_ = LV[_NSTEPS], LV[_FLAG]
     nl = N_NL
     n_bp = bp_t.size
+    pk_out = _needs_pk(codes)
     next_patient = p_first
     s0 = 3 * N_LOCAL  # lane integers after adv, obs, seen: see _N_LI
     LV[:] = 0.0
@@ -577,7 +579,7 @@ def _integrate_lanes(
                     u = bp_u[p, b]
                     while i_out < t_out.size and t_out[i_out] == t and (t < t_seg or last):
                         _record(y_l, zs, zr, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
-                                plasma, sig)  # fmt: skip
+                                plasma, sig, pk_out)  # fmt: skip
                         i_out += 1
                     li[s0 + 2] = i_out
                 if t >= t_seg:
@@ -665,15 +667,16 @@ def _integrate_lanes(
                 w = lw[4 * N_LOCAL : 5 * N_LOCAL]
                 wl = lw[_WL : _WL + N_LOCAL]
                 adv = li[0:N_LOCAL]
-                _gather(ZSV, la, zs)
-                _gather(ZRV, la, zr)
                 u = bp_u[p, li[s0 + 1]]
-                infusing = u[0] != 0.0 or u[1] != 0.0
                 n_adv = 0
-                for m in range(N_LOCAL):
-                    if zs[m] != 0.0 or zr[m] != 0.0 or (infusing and w[m] != 0.0):
-                        adv[n_adv] = m
-                        n_adv += 1
+                if pk_out:
+                    _gather(ZSV, la, zs)
+                    _gather(ZRV, la, zr)
+                    infusing = u[0] != 0.0 or u[1] != 0.0
+                    for m in range(N_LOCAL):
+                        if zs[m] != 0.0 or zr[m] != 0.0 or (infusing and w[m] != 0.0):
+                            adv[n_adv] = m
+                            n_adv += 1
                 y_l = lw[8 * N_LOCAL : 8 * N_LOCAL + nl]
                 ys_l = lw[8 * N_LOCAL + nl : 8 * N_LOCAL + 2 * nl]
                 f0_l = lw[8 * N_LOCAL + 2 * nl : 8 * N_LOCAL + 3 * nl]
@@ -701,11 +704,11 @@ def _integrate_lanes(
                 while i_out < t_out.size and t_out[i_out] < t_new:
                     _dense_output(
                         t_out[i_out] - t, step, y_l, ys_l, f0_l, f1_l, dl_l, zs, zr, lam[p],
-                        w, wl, u, drug_[la] != 0.0, adv, n_adv, yo_l, zs_o, zr_o,
+                        w, wl, u, drug_[la] != 0.0 and pk_out, adv, n_adv, yo_l, zs_o, zr_o,
                     )  # fmt: skip
                     _record(
                         yo_l, zs_o, zr_o, v[p], u, pkc, cc, sc, codes, out[p, i_out], conc,
-                        plasma, sig,
+                        plasma, sig, pk_out,
                     )  # fmt: skip
                     i_out += 1
                 li[s0 + 2] = i_out
