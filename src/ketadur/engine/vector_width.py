@@ -2,7 +2,7 @@
 
 On such CPUs LLVM compiles loops for 256-bit vectors unless told otherwise: the first AVX-512
 CPUs lowered their clock for wide instructions. The fast engine's lane kernels
-(:mod:`ketadur.engine.lanes`) step sixteen patients per loop; compiled for 512-bit vectors they
+(:mod:`ketadur.engine.lanes`) step 32 patients per loop; compiled for 512-bit vectors they
 ran 9-11 % faster on the 2-core machine of ``docs/benchmarks.md``, with results identical bit for
 bit (no kernel here allows reassociation, so every lane's arithmetic is the same at any width).
 
