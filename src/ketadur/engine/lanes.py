@@ -66,6 +66,7 @@ from ketadur.engine.fast import (
 from ketadur.model.cascade import CascadeConstants
 from ketadur.model.kernels import SIGNALS, make_kernels
 from ketadur.model.pk import PKConstants
+from ketadur.model.select import fmax, fmin
 from ketadur.model.synapse_mood import SynapseConstants
 
 LANES = 32
@@ -152,7 +153,7 @@ def _lane_losses(Y, C, U, CCL, SCL, step, DL, DEN, KZ, lanes):
     for i in range(N_NL):
         for la in range(lanes):
             r = i * LANES + la
-            dl = step[la] * max(DL[r], 0.0)
+            dl = step[la] * fmax(DL[r], 0.0)
             DL[r] = dl
             DEN[r] = 1.0 / (1.0 + _ARK_GAMMA * dl)
             KZ[r] = Y[r]
@@ -197,12 +198,12 @@ def _error_function() -> nb.core.dispatcher.Dispatcher:
         "            y = Y[r]\n"
         f"            ys = y + step[la] * ({acc})\n"
         "            YS[r] = ys\n"
-        "            scale = atol[i] + rtol[i] * max(abs(y), abs(ys))\n"
+        "            scale = atol[i] + rtol[i] * fmax(abs(y), abs(ys))\n"
         f"            e_abs = abs(step[la] * ({est}) * DEN[r])\n"
         "            TOT[la] += e_abs + abs(ys)\n"
-        "            ERR[la] = max(ERR[la], e_abs / scale)\n"
+        "            ERR[la] = fmax(ERR[la], e_abs / scale)\n"
     )
-    return _compiled(src, "error", {"N_NL": N_NL}, inline=False)
+    return _compiled(src, "error", {"N_NL": N_NL, "fmax": fmax}, inline=False)
 
 
 _LANE_ERROR = _error_function()
@@ -228,7 +229,7 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, o, ZS1, ZR
             u0 = U[la]
             u1 = U[lanes + la]
             q = infusion_gain(x, e, h, W[r], WL[r])
-            inf_la = u0 != 0.0 or u1 != 0.0
+            inf_la = (u0 != 0.0) | (u1 != 0.0)
             zs = e * ZS[r] + q * u0 if inf_la else e * ZS[r]
             zr = e * ZR[r] + q * u1 if inf_la else e * ZR[r]
             ZS1[r] = zs
@@ -278,37 +279,40 @@ def _lane_prestep(LV, max_step, ZSV, ZRV, VKV, VNKV, WV, U, C, ON, lanes):
     toum_, drug_, active_, htry_ = LV[_TOUM], LV[_DRUG], LV[_ACTIVE], LV[_HTRY]
     hit_ = LV[_HIT]
     for la in range(lanes):
-        htry_[la] = min(h_[la], max_step)
+        htry_[la] = fmin(h_[la], max_step)
     for la in range(lanes):
         hit_[la] = 1.0 if t_[la] + htry_[la] >= target_[la] else 0.0
     for la in range(lanes):
         step = target_[la] - t_[la] if hit_[la] != 0.0 else htry_[la]
         step_[la] = step if active_[la] != 0.0 else 0.0
-    for k in range(4):
+    for k in range(4):  # each lane's sum over the modes in order, the modes outermost
         vk = VKV if k < 2 else VNKV
         z = ZSV if k % 2 == 0 else ZRV
         ck = C[k * lanes : (k + 1) * lanes]
         for la in range(lanes):
-            acc = 0.0
-            for m in range(N_LOCAL):
-                acc += vk[m * lanes + la] * z[m * lanes + la]
-            ck[la] = acc * toum_[la] if drug_[la] != 0.0 else 0.0
+            ck[la] = 0.0
+        for m in range(N_LOCAL):
+            vkm = vk[m * lanes : (m + 1) * lanes]
+            zm = z[m * lanes : (m + 1) * lanes]
+            for la in range(lanes):
+                ck[la] += vkm[la] * zm[la]
+        for la in range(lanes):
+            ck[la] = ck[la] * toum_[la] if drug_[la] != 0.0 else 0.0
     for m in range(N_LOCAL):
         zs = ZSV[m * lanes : (m + 1) * lanes]
         zr = ZRV[m * lanes : (m + 1) * lanes]
         w = WV[m * lanes : (m + 1) * lanes]
         vk = VKV[m * lanes : (m + 1) * lanes]
         vnk = VNKV[m * lanes : (m + 1) * lanes]
-        on = 0.0
+        on = 0  # integer reductions, without branches: they vectorise
+        seen = 0
         for la in range(lanes):
-            infusing = U[la] != 0.0 or U[lanes + la] != 0.0
-            live = zs[la] != 0.0 or zr[la] != 0.0 or (infusing and w[la] != 0.0)
-            on = max(on, drug_[la] if live else 0.0)
-        seen = 0.0
-        for la in range(lanes):
-            seen = max(seen, abs(vk[la]) + abs(vnk[la]))
-        ON[m] = on != 0.0
-        ON[N_LOCAL + m] = on != 0.0 and seen != 0.0
+            infusing = (U[la] != 0.0) | (U[lanes + la] != 0.0)
+            live = (zs[la] != 0.0) | (zr[la] != 0.0) | (infusing & (w[la] != 0.0))
+            on |= live & (drug_[la] != 0.0)
+            seen |= (vk[la] != 0.0) | (vnk[la] != 0.0)
+        ON[m] = on != 0
+        ON[N_LOCAL + m] = (on != 0) & (seen != 0)
 
 
 @nb.njit(**_JIT)
@@ -325,60 +329,82 @@ def _lane_accept(LV, ERR, TOT, lanes):
     for la in range(lanes):
         tnew_[la] = target_[la] if hit_[la] != 0.0 else t_[la] + step_[la]
     for la in range(lanes):
-        acc_[la] = 1.0 if active_[la] != 0.0 and ERR[la] <= 1.0 else 0.0
+        acc_[la] = 1.0 if (active_[la] != 0.0) & (ERR[la] <= 1.0) else 0.0
     for la in range(lanes):
         nsteps_[la] += active_[la]
-    n = 0.0
+    n = 0
     for la in range(lanes):
-        busy = acc_[la] == 0.0 or next_out_[la] < tnew_[la]
-        f = 1.0 if active_[la] != 0.0 and busy else 0.0
-        flag_[la] = f
+        busy = (acc_[la] == 0.0) | (next_out_[la] < tnew_[la])
+        f = (active_[la] != 0.0) & busy
+        flag_[la] = 1.0 if f else 0.0
         n += f
     return n
 
 
 @nb.njit(**_JIT)
-def _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, ON, SIZEV, U, MASK, lanes):
+def _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, ON, SIZEV, U, MASK, B, lanes):
     """Every accepted lane's states and time moved to the step's end, its PK modes too, with the
     drug declared gone and decayed modes dropped as :func:`ketadur.engine.fast._drug_present`
-    and :func:`~ketadur.engine.fast._active_modes` do."""
+    and :func:`~ketadur.engine.fast._active_modes` do (``B``: scratch of three rows of lanes).
+    Every loop runs over lanes, with its choices as selects of values loaded beforehand (a load
+    in one branch of a choice, a loop over modes inside, or a short-circuit ``and`` keeps the
+    compiler from vectorising it)."""
     acc_, t_, tnew_, drug_, gone_ = LV[_ACC], LV[_T], LV[_TNEW], LV[_DRUG], LV[_GONE]
+    for i in range(N_NL):
+        y, ys = Y[i * lanes : (i + 1) * lanes], YS[i * lanes : (i + 1) * lanes]
+        for la in range(lanes):
+            new, old = ys[la], y[la]  # both loaded: a load in one branch does not vectorise
+            y[la] = new if acc_[la] != 0.0 else old
     for la in range(lanes):
-        a = acc_[la] != 0.0
-        for i in range(N_NL):
-            r = i * lanes + la
-            Y[r] = YS[r] if a else Y[r]
+        new, old = tnew_[la], t_[la]
+        t_[la] = new if acc_[la] != 0.0 else old
+    upd = B[2 * lanes : 3 * lanes]  # 1: this lane's PK modes move on
     for la in range(lanes):
-        t_[la] = tnew_[la] if acc_[la] != 0.0 else t_[la]
+        upd[la] = 1.0 if (acc_[la] != 0.0) & (drug_[la] != 0.0) else 0.0
     for m in range(N_LOCAL):  # one array written per loop, so that the compiler vectorises it
-        take = ON[m]
         o = m * lanes
         zs, zr = ZSV[o : o + lanes], ZRV[o : o + lanes]
-        zs1, zr1 = ZS1V[o : o + lanes], ZR1V[o : o + lanes]
+        if ON[m]:
+            zs1, zr1 = ZS1V[o : o + lanes], ZR1V[o : o + lanes]
+            for la in range(lanes):
+                new, old = zs1[la], zs[la]
+                zs[la] = new if upd[la] != 0.0 else old
+            for la in range(lanes):
+                new, old = zr1[la], zr[la]
+                zr[la] = new if upd[la] != 0.0 else old
+        else:
+            for la in range(lanes):
+                zs[la] = 0.0 if upd[la] != 0.0 else zs[la]
+            for la in range(lanes):
+                zr[la] = 0.0 if upd[la] != 0.0 else zr[la]
+    bound = B[0:lanes]  # the drug is gone: every decaying mode below 1e-12 in all
+    for la in range(lanes):
+        bound[la] = 0.0
+    for m in range(N_LOCAL):
+        o = m * lanes
+        size, zs, zr = SIZEV[o : o + lanes], ZSV[o : o + lanes], ZRV[o : o + lanes]
         for la in range(lanes):
-            upd = acc_[la] != 0.0 and drug_[la] != 0.0
-            zs[la] = (zs1[la] if take else 0.0) if upd else zs[la]
+            s = size[la]
+            bound[la] += s * (abs(zs[la]) + abs(zr[la])) if s > 0.0 else 0.0
+    keep = B[lanes : 2 * lanes]  # 0: this lane's decaying modes may be dropped
+    for la in range(lanes):
+        infusing = (U[la] != 0.0) | (U[lanes + la] != 0.0)
+        free = (upd[la] != 0.0) & ~infusing
+        gone_[la] = 1.0 if free & ~(bound[la] >= 1e-12) else 0.0
+        keep[la] = 0.0 if free else 1.0
+    for m in range(N_LOCAL):  # modes dropped: all decaying ones if gone, else those below 1e-13
+        o = m * lanes
+        size, zs, zr, mask = (
+            SIZEV[o : o + lanes],
+            ZSV[o : o + lanes],
+            ZRV[o : o + lanes],
+            MASK[o : o + lanes],
+        )
         for la in range(lanes):
-            upd = acc_[la] != 0.0 and drug_[la] != 0.0
-            zr[la] = (zr1[la] if take else 0.0) if upd else zr[la]
-    for la in range(lanes):  # the drug is gone: every decaying mode below 1e-12 in all
-        b = 0.0
-        for m in range(N_LOCAL):
-            r = m * lanes + la
-            s = SIZEV[r]
-            b += s * (abs(ZSV[r]) + abs(ZRV[r])) if s > 0.0 else 0.0
-        infusing = U[la] != 0.0 or U[lanes + la] != 0.0
-        upd = acc_[la] != 0.0 and drug_[la] != 0.0
-        gone_[la] = 1.0 if upd and not infusing and not b >= 1e-12 else 0.0
-    for la in range(lanes):  # modes dropped: all decaying ones if gone, else those below 1e-13
-        infusing = U[la] != 0.0 or U[lanes + la] != 0.0
-        upd = acc_[la] != 0.0 and drug_[la] != 0.0
-        for m in range(N_LOCAL):
-            r = m * lanes + la
-            s = SIZEV[r]
-            small = s * (abs(ZSV[r]) + abs(ZRV[r])) < 1e-13
-            drop = upd and not infusing and s > 0.0 and (gone_[la] != 0.0 or small)
-            MASK[r] = 1.0 if drop else 0.0
+            s = size[la]
+            small = s * (abs(zs[la]) + abs(zr[la])) < 1e-13
+            drop = (keep[la] == 0.0) & (s > 0.0) & ((gone_[la] != 0.0) | small)
+            mask[la] = 1.0 if drop else 0.0
     for r in range(N_LOCAL * lanes):
         ZSV[r] = 0.0 if MASK[r] != 0.0 else ZSV[r]
     for r in range(N_LOCAL * lanes):
@@ -714,7 +740,7 @@ def _integrate_lanes(
                 li[s0 + 2] = i_out
                 next_out_[la] = t_out[i_out] if i_out < t_out.size else np.inf
         # ------------------------------ accepted steps: states, PK and step size, vectorised
-        _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, mode_on, SIZEV, U, MASK, lanes)
+        _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, mode_on, SIZEV, U, MASK, SUMV, lanes)
         _lane_control(LV, ERR, lanes)
     return 0
 
