@@ -70,10 +70,12 @@ drop_stale_cache(
     [*_MODEL_DIR.glob("*.py"), Path(__file__), Path(__file__).parent / "lanes.py"],
     [Path(__file__).parent / "__pycache__", _MODEL_DIR / "__pycache__"],
 )
-_JIT = MappingProxyType({"cache": True, "error_model": "numpy"})
+_JIT = MappingProxyType({"cache": True, "error_model": "numpy", "fastmath": {"contract"}})
 """Numba options of every kernel here. NumPy's error model: a division by zero gives inf or nan,
 which the step control rejects until the patient is reported as failed, instead of raising inside
-a parallel batch and losing every patient of it."""
+a parallel batch and losing every patient of it. ``contract``: a product and a sum may be fused
+into one multiply-add (rounded once), the only liberty taken with floating point; the lanes
+(:mod:`ketadur.engine.lanes`) take it in the same places, so both engines keep the same bits."""
 _K = make_kernels(nb.njit(**_JIT, inline="always"))
 _RHS, _OBSERVE, _SESSION, _LOSS = _K.rhs, _K.observe, _K.session_jump, _K.loss
 

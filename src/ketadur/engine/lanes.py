@@ -83,9 +83,10 @@ def _compiled(
     source: str, name: str, namespace: dict, inline: bool = True
 ) -> nb.core.dispatcher.Dispatcher:
     """Compile generated ``source`` defining ``name`` (a Numba function, inlined by default;
-    generated code is not cached)."""
+    generated code is not cached), with :data:`~ketadur.engine.fast._JIT`'s floating point."""
     exec(compile(source, f"<ketadur.engine.lanes {name}>", "exec"), namespace)
-    return nb.njit(error_model="numpy", inline="always" if inline else "never")(namespace[name])
+    options = {"error_model": _JIT["error_model"], "fastmath": _JIT["fastmath"]}
+    return nb.njit(**options, inline="always" if inline else "never")(namespace[name])
 
 
 def _sum_source(coefficients: np.ndarray, array: str) -> str:
@@ -229,9 +230,10 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, o, ZS1, ZR
             u0 = U[la]
             u1 = U[lanes + la]
             q = infusion_gain(x, e, h, W[r], WL[r])
-            inf_la = (u0 != 0.0) | (u1 != 0.0)
-            zs = e * ZS[r] + q * u0 if inf_la else e * ZS[r]
-            zr = e * ZR[r] + q * u1 if inf_la else e * ZR[r]
+            # Without an infusion u0 = u1 = 0 and q is finite, so q * u adds nothing: the value
+            # of the scalar engine's free decay, from one expression that is fused alike there.
+            zs = e * ZS[r] + q * u0
+            zr = e * ZR[r] + q * u1
             ZS1[r] = zs
             ZR1[r] = zr
             SUM[la] += VK[r] * zs
