@@ -14,11 +14,13 @@ code, and a lane whose patient is done takes the next one.
 
 A patient's arithmetic is the same operations in the same order as in
 :func:`~ketadur.engine.fast._integrate_one` (vector instructions round each lane as scalar ones
-do, and both engines take the PK's exponentials from :func:`~ketadur.engine.fast.pk_exp`), so
-the results are identical bit for bit to that function's, whatever the lanes hold beside the
-patient; tests check both. The lanes need the mTORC1 Hill coefficient to be an integer in
-[0, 8] (the general power does not vectorise): :func:`integrate_batch` sends other patients to
-the scalar engine.
+do, and both engines take the PK's exponentials from :func:`~ketadur.engine.fast.pk_exp`). A
+patient's results do not depend on what the lanes hold beside it, bit for bit; they agree with
+that function's to about 1e-8 relative, not bit for bit, because the compiler fuses products
+and sums into multiply-adds (``fast._JIT``) in places that depend on the code around them, and
+a step size that differs in its last bit moves the rest. Tests check both. The lanes need the
+mTORC1 Hill coefficient to be an integer in [0, 8] (the general power does not vectorise):
+:func:`integrate_batch` sends other patients to the scalar engine.
 """
 
 from __future__ import annotations
@@ -230,8 +232,8 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, o, ZS1, ZR
             u0 = U[la]
             u1 = U[lanes + la]
             q = infusion_gain(x, e, h, W[r], WL[r])
-            # Without an infusion u0 = u1 = 0 and q is finite, so q * u adds nothing: the value
-            # of the scalar engine's free decay, from one expression that is fused alike there.
+            # Without an infusion u0 = u1 = 0 and q is finite, so q * u adds nothing: the scalar
+            # engine's free decay, as one expression (a choice between two is not fused alike).
             zs = e * ZS[r] + q * u0
             zr = e * ZR[r] + q * u1
             ZS1[r] = zs
