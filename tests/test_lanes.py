@@ -1,5 +1,4 @@
-"""The fast engine's SIMD lanes: the scalar engine's results, patient by patient (to rounding, as
-fused multiply-adds fall), and bits that do not depend on a patient's neighbours."""
+"""The fast engine's SIMD lanes: the same bits as the scalar engine, patient by patient."""
 
 from __future__ import annotations
 
@@ -47,21 +46,18 @@ def _both_engines(monkeypatch, protocol, pop, days, arm=None, output_days=None):
         ("placebo_controlled", "saline", 10.0),  # expectancy alone
     ],
 )
-def test_lanes_agree_with_the_scalar_engine(monkeypatch, name, arm, days):
-    """Every output, end state and step count of every patient agrees with the one-patient
-    integrator's: 150 patients (more than a lane group's lanes, so lanes take new patients, and
-    shared by a group per thread) with their own life events, every output, at whole days and at
-    times inside steps. Not bit for bit: the two engines' code fuses products and sums into
-    multiply-adds in different places (``fast._JIT``), and a step size that differs in its last
-    bit moves the outputs by about 1e-8 relative; the fast engine's own error is 1e-4."""
+def test_lanes_give_the_scalar_engines_bits(monkeypatch, name, arm, days):
+    """Every output, end state and step count of every patient is identical bit for bit: 150
+    patients (more than a lane group's lanes, so lanes take new patients, and shared by a group
+    per thread) with their own life events, every output, at whole days and at times inside
+    steps."""
     pop = generate_population("trd-adults", 150, seed=11)
     grid = np.concatenate([np.arange(0.0, days + 1e-9, 1.0), [0.37, 0.9 * days]])
     protocol = load_protocol(name)
     for scalar, vector in _both_engines(monkeypatch, protocol, pop, days, arm, np.sort(grid)):
         assert (scalar[2] > 0).all()
-        for a, b in zip(scalar[:2], vector[:2], strict=True):
-            np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-12)
-        assert np.abs(vector[2] - scalar[2]).max() <= 0.01 * scalar[2].max()
+        for a, b in zip(scalar, vector, strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
 
 
 def test_a_patients_bits_do_not_depend_on_the_patients_beside_it(monkeypatch):
@@ -95,11 +91,9 @@ def test_a_patient_whose_hill_coefficient_is_not_an_integer_runs_in_the_scalar_e
     pop = generate_population("trd-adults", 40, seed=3)
     pop.loc[[1, 17, 30], "mtor_hill"] = [3.5, 2.25, 4.0]
     protocol = load_protocol("induction_twice_weekly")
-    scalar_ones = [1, 17]
     for scalar, vector in _both_engines(monkeypatch, protocol, pop, 20.0):
         for a, b in zip(scalar, vector, strict=True):
-            assert np.array_equal(a[scalar_ones], b[scalar_ones], equal_nan=True)
-            np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-12)
+            assert np.array_equal(a, b, equal_nan=True)
     moved = generate_population("trd-adults", 40, seed=3)
     first = pd.concat(engine.simulate_population(protocol, pop, days=20.0))
     second = pd.concat(engine.simulate_population(protocol, moved, days=20.0))

@@ -26,8 +26,7 @@ Technique (chosen by measurement, see ``docs/benchmarks.md``):
   equations the reference engine integrates; patients run in parallel threads (``prange``). Each
   patient's result depends on that patient alone, so it is identical whatever the thread count or
   batch it runs in. Population batches on the CPU run in :mod:`ketadur.engine.lanes`, 32
-  patients side by side, with results that agree with this integrator's to about 1e-8 relative
-  (fused multiply-adds fall in different places: see ``_JIT``).
+  patients side by side, with results identical bit for bit to this integrator's.
 
 Breakpoints (dose, infusion edges, sessions, adjunct, lifestyle and medication changes, life events)
 are hit exactly, as in the reference engine. Output times are not: an output inside a step is
@@ -71,14 +70,13 @@ drop_stale_cache(
     [*_MODEL_DIR.glob("*.py"), Path(__file__), Path(__file__).parent / "lanes.py"],
     [Path(__file__).parent / "__pycache__", _MODEL_DIR / "__pycache__"],
 )
-_JIT = MappingProxyType({"cache": True, "error_model": "numpy", "fastmath": {"contract"}})
+_JIT = MappingProxyType({"cache": True, "error_model": "numpy"})
 """Numba options of every kernel here. NumPy's error model: a division by zero gives inf or nan,
 which the step control rejects until the patient is reported as failed, instead of raising inside
-a parallel batch and losing every patient of it. ``contract``: a product and a sum may be fused
-into one multiply-add (rounded once), the only liberty taken with floating point (about 9 % of
-the lanes' time). Where LLVM fuses depends on the code around an expression, so this integrator
-and the lanes (:mod:`ketadur.engine.lanes`) no longer give the same bits: a patient's results
-agree to about 1e-8 relative, and each engine gives the same bits run after run."""
+a parallel batch and losing every patient of it. No fast-math, not even fused multiply-adds
+(``contract``, about 9 % faster): where LLVM fuses depends on the code around an expression, so
+the lanes, this integrator, and processes that compiled for another vector width would no longer
+give the same bits (``docs/benchmarks.md``)."""
 _K = make_kernels(nb.njit(**_JIT, inline="always"))
 _RHS, _OBSERVE, _SESSION, _LOSS = _K.rhs, _K.observe, _K.session_jump, _K.loss
 
@@ -356,7 +354,7 @@ def pk_exp(x):
     degree-13 Taylor polynomial (truncation below 5e-18; Estrin's scheme), scaled by 2**k (in
     two factors, so that a result below the normal range is rounded once). Unlike libm's exp
     (a call) a compiler can vectorise it, so the fast engine's lanes compute the PK's
-    exponentials together; the scalar engine uses it too.
+    exponentials together; the scalar engine uses it too, so that both give the same bits.
     Below -745 it is 0; a NaN gives NaN."""
     k = np.floor(x * 1.4426950408889634 + 0.5)
     r = (x - k * _LN2_HI) - k * _LN2_LO

@@ -14,13 +14,11 @@ code, and a lane whose patient is done takes the next one.
 
 A patient's arithmetic is the same operations in the same order as in
 :func:`~ketadur.engine.fast._integrate_one` (vector instructions round each lane as scalar ones
-do, and both engines take the PK's exponentials from :func:`~ketadur.engine.fast.pk_exp`). A
-patient's results do not depend on what the lanes hold beside it, bit for bit; they agree with
-that function's to about 1e-8 relative, not bit for bit, because the compiler fuses products
-and sums into multiply-adds (``fast._JIT``) in places that depend on the code around them, and
-a step size that differs in its last bit moves the rest. Tests check both. The lanes need the
-mTORC1 Hill coefficient to be an integer in [0, 8] (the general power does not vectorise):
-:func:`integrate_batch` sends other patients to the scalar engine.
+do, and both engines take the PK's exponentials from :func:`~ketadur.engine.fast.pk_exp`), so
+the results are identical bit for bit to that function's, whatever the lanes hold beside the
+patient; tests check both. The lanes need the mTORC1 Hill coefficient to be an integer in
+[0, 8] (the general power does not vectorise): :func:`integrate_batch` sends other patients to
+the scalar engine.
 """
 
 from __future__ import annotations
@@ -85,10 +83,9 @@ def _compiled(
     source: str, name: str, namespace: dict, inline: bool = True
 ) -> nb.core.dispatcher.Dispatcher:
     """Compile generated ``source`` defining ``name`` (a Numba function, inlined by default;
-    generated code is not cached), with :data:`~ketadur.engine.fast._JIT`'s floating point."""
+    generated code is not cached)."""
     exec(compile(source, f"<ketadur.engine.lanes {name}>", "exec"), namespace)
-    options = {"error_model": _JIT["error_model"], "fastmath": _JIT["fastmath"]}
-    return nb.njit(**options, inline="always" if inline else "never")(namespace[name])
+    return nb.njit(error_model="numpy", inline="always" if inline else "never")(namespace[name])
 
 
 def _sum_source(coefficients: np.ndarray, array: str) -> str:
@@ -232,10 +229,9 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, o, ZS1, ZR
             u0 = U[la]
             u1 = U[lanes + la]
             q = infusion_gain(x, e, h, W[r], WL[r])
-            # Without an infusion u0 = u1 = 0 and q is finite, so q * u adds nothing: the scalar
-            # engine's free decay, as one expression (a choice between two is not fused alike).
-            zs = e * ZS[r] + q * u0
-            zr = e * ZR[r] + q * u1
+            inf_la = (u0 != 0.0) | (u1 != 0.0)
+            zs = e * ZS[r] + q * u0 if inf_la else e * ZS[r]
+            zr = e * ZR[r] + q * u1 if inf_la else e * ZR[r]
             ZS1[r] = zs
             ZR1[r] = zr
             SUM[la] += VK[r] * zs
