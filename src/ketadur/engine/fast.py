@@ -333,8 +333,9 @@ _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 
 @intrinsic
 def _pow2(typingctx, n):
-    """``2.0 ** n`` for an integer-valued float ``n`` in [-1022, 1023], built from its bits
-    (a conversion, an add and a shift: vectorised, where a table's index is not)."""
+    """``2.0 ** n`` for an integer-valued float ``n`` in [-1022, 1023], built from its bits (a
+    conversion, an add and a shift; a table read by an index converted from the float gives the
+    same bits, but compiles to a call in a build with debugging information)."""
     if not isinstance(n, types.Float):
         return None
 
