@@ -48,9 +48,6 @@ from types import MappingProxyType
 
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba.core import types
-from numba.extending import intrinsic
 from numba.np.unsafe.ndarray import to_fixed_tuple
 from numpy.typing import NDArray
 
@@ -61,7 +58,6 @@ from ketadur.model import pk
 from ketadur.model.cascade import CascadeConstants
 from ketadur.model.kernels import NONLINEAR_STATES, SIGNALS, make_kernels
 from ketadur.model.pk import PKConstants
-from ketadur.model.select import fmax, fmin
 from ketadur.model.synapse_mood import SynapseConstants
 from ketadur.model.system import INPUT_NAMES, OUTPUTS, STATE_NAMES, CompiledModel, Schedule
 
@@ -327,37 +323,24 @@ def _sc(row):
     return SynapseConstants(*to_fixed_tuple(row, _N_SC))
 
 
+_POW2 = np.ldexp(1.0, np.arange(-1074, 65))
+"""2**k for k = -1074..64 (index k + 1074): the scale of :func:`pk_exp`."""
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 """ln 2 split so that k * _LN2_HI is exact for the k of :func:`pk_exp` (fdlibm's constants)."""
-
-
-@intrinsic
-def _pow2(typingctx, n):
-    """``2.0 ** n`` for an integer-valued float ``n`` in [-1022, 1023], built from its bits (a
-    conversion, an add and a shift; a table read by an index converted from the float gives the
-    same bits, but compiles to a call in a build with debugging information)."""
-    if not isinstance(n, types.Float):
-        return None
-
-    def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        i = builder.fptosi(args[0], i64)
-        bits = builder.shl(builder.add(i, ir.Constant(i64, 1023)), ir.Constant(i64, 52))
-        return builder.bitcast(bits, ir.DoubleType())
-
-    return types.float64(types.float64), codegen
 
 
 @nb.njit(**_JIT, inline="always")
 def pk_exp(x):
     """exp(x) for x <= 64 ln 2 (the PK modes' decay factors, x <= 0), within two units in the
     last place, in plain arithmetic: reduction to r = x - k ln 2 with |r| <= ln 2 / 2, a
-    degree-13 Taylor polynomial (truncation below 5e-18; Estrin's scheme), scaled by 2**k (in
-    two factors, so that a result below the normal range is rounded once). Unlike libm's exp
-    (a call) a compiler can vectorise it, so the fast engine's lanes compute the PK's
-    exponentials together; the scalar engine uses it too, so that both give the same bits.
-    Below -745 it is 0; a NaN gives NaN."""
+    degree-13 Taylor polynomial (truncation below 5e-18; Estrin's scheme), scaled by 2**k from a
+    table. Unlike libm's exp (a call) a compiler can vectorise it, so the fast engine's lanes
+    compute the PK's exponentials together; the scalar engine uses it too, so that both give the
+    same bits."""
+    if x < -745.0:
+        return 0.0
     k = np.floor(x * 1.4426950408889634 + 0.5)
+    i = min(max(int(k) + 1074, 0), _POW2.size - 1)  # a NaN x gives NaN, not a wild index
     r = (x - k * _LN2_HI) - k * _LN2_LO
     # Estrin's scheme: the terms in pairs, so that the chain of dependent operations is short
     r2 = r * r
@@ -367,10 +350,7 @@ def pk_exp(x):
     q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0))
     q3 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
     p = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3)
-    kc = fmin(64.0, fmax(-1074.0, k))  # a NaN k gives -1074 here (p is NaN)
-    a = fmax(-1000.0, kc)  # p * 2**a is exact; the second factor rounds a subnormal once
-    scaled = (p * _pow2(a)) * _pow2(kc - a)
-    return 0.0 if x < -745.0 else scaled
+    return p * _POW2[i]
 
 
 @nb.njit(**_JIT, inline="always")

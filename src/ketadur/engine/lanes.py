@@ -66,7 +66,6 @@ from ketadur.engine.fast import (
 from ketadur.model.cascade import CascadeConstants
 from ketadur.model.kernels import SIGNALS, make_kernels
 from ketadur.model.pk import PKConstants
-from ketadur.model.select import fmax, fmin
 from ketadur.model.synapse_mood import SynapseConstants
 
 LANES = 32
@@ -153,7 +152,7 @@ def _lane_losses(Y, C, U, CCL, SCL, step, DL, DEN, KZ, lanes):
     for i in range(N_NL):
         for la in range(lanes):
             r = i * LANES + la
-            dl = step[la] * fmax(DL[r], 0.0)
+            dl = step[la] * max(DL[r], 0.0)
             DL[r] = dl
             DEN[r] = 1.0 / (1.0 + _ARK_GAMMA * dl)
             KZ[r] = Y[r]
@@ -198,12 +197,12 @@ def _error_function() -> nb.core.dispatcher.Dispatcher:
         "            y = Y[r]\n"
         f"            ys = y + step[la] * ({acc})\n"
         "            YS[r] = ys\n"
-        "            scale = atol[i] + rtol[i] * fmax(abs(y), abs(ys))\n"
+        "            scale = atol[i] + rtol[i] * max(abs(y), abs(ys))\n"
         f"            e_abs = abs(step[la] * ({est}) * DEN[r])\n"
         "            TOT[la] += e_abs + abs(ys)\n"
-        "            ERR[la] = fmax(ERR[la], e_abs / scale)\n"
+        "            ERR[la] = max(ERR[la], e_abs / scale)\n"
     )
-    return _compiled(src, "error", {"N_NL": N_NL, "fmax": fmax}, inline=False)
+    return _compiled(src, "error", {"N_NL": N_NL}, inline=False)
 
 
 _LANE_ERROR = _error_function()
@@ -279,7 +278,7 @@ def _lane_prestep(LV, max_step, ZSV, ZRV, VKV, VNKV, WV, U, C, ON, lanes):
     toum_, drug_, active_, htry_ = LV[_TOUM], LV[_DRUG], LV[_ACTIVE], LV[_HTRY]
     hit_ = LV[_HIT]
     for la in range(lanes):
-        htry_[la] = fmin(h_[la], max_step)
+        htry_[la] = min(h_[la], max_step)
     for la in range(lanes):
         hit_[la] = 1.0 if t_[la] + htry_[la] >= target_[la] else 0.0
     for la in range(lanes):

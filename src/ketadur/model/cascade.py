@@ -23,7 +23,6 @@ import numpy as np
 from numba.extending import register_jitable
 
 from ketadur.model.parameters import LN2, ParameterSet
-from ketadur.model.select import fmax
 
 
 class CascadeConstants(NamedTuple):
@@ -107,7 +106,7 @@ def nmda_occupancy(
 
 def ampa_throughput(glutamate: float, potentiation: float, k: CascadeConstants) -> float:
     """AMPA receptor drive: the glutamate surge times AMPA availability (raised by potentiation)."""
-    return fmax(glutamate, 0.0) * (1.0 + potentiation)
+    return max(glutamate, 0.0) * (1.0 + potentiation)
 
 
 def trkb_activation(bdnf: float, k: CascadeConstants) -> float:
@@ -139,7 +138,7 @@ def mtorc1_activity_integer_hill(trkb: float, erk: float, k: CascadeConstants) -
 @register_jitable(inline="always")
 def _mtorc1_drive(trkb: float, erk: float, k: CascadeConstants) -> float:
     """TrkB plus weighted ERK drive relative to the half-activating drive (dimensionless)."""
-    drive = fmax(trkb, 0.0) + k.mtor_erk_weight * fmax(erk, 0.0)
+    drive = max(trkb, 0.0) + k.mtor_erk_weight * max(erk, 0.0)
     return drive * (1.0 / k.mtor_half)
 
 
@@ -196,4 +195,4 @@ def d_erk(
 
 def d_dusp6(dusp6: float, erk: float, k: CascadeConstants) -> float:
     """DUSP6 is induced by ERK (negative feedback) and turns over."""
-    return k.k_dusp6 * (fmax(0.0, 1.0 + k.dusp6_gain * erk) - dusp6)
+    return k.k_dusp6 * (max(0.0, 1.0 + k.dusp6_gain * erk) - dusp6)

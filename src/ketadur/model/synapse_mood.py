@@ -32,7 +32,6 @@ from typing import NamedTuple
 import numpy as np
 
 from ketadur.model.parameters import LN2, ParameterSet
-from ketadur.model.select import fmax
 
 EXPECTANCY_CUE_H = 1.0
 """Hours from the start of an administration during which expectancy builds: the treatment visit
@@ -170,14 +169,14 @@ def structural_decay_rate(
 ) -> float:
     """Decay rate of the structural state relative to its baseline (multiplier): homeostasis,
     age, stress and lost sleep speed it; sustained ERK and exercise slow it."""
-    lifestyle = fmax(0.2, 1.0 + k.sleep_gain * sleep_deficit_change) * fmax(
+    lifestyle = max(0.2, 1.0 + k.sleep_gain * sleep_deficit_change) * max(
         0.2, 1.0 - k.exercise_decay_reduction * exercise_change
     )
     return (
         k.patient_decay_factor
         * lifestyle
         * (1.0 + k.homeostasis_gain * homeostasis)
-        / (1.0 + k.erk_protection * fmax(erk, 0.0))
+        / (1.0 + k.erk_protection * max(erk, 0.0))
     )
 
 
@@ -256,13 +255,13 @@ def d_stabilised(
 
     Maturation is cooperative (needs sustained structural change, hence the square: a series of
     doses stabilises far more than one) and faster with ERK activity."""
-    maturation = k.k_stab * (1.0 + k.erk_stab_gain * fmax(erk, 0.0)) * structural**2
+    maturation = k.k_stab * (1.0 + k.erk_stab_gain * max(erk, 0.0)) * structural**2
     return maturation * (1.0 - stabilised) - k.k_stab_decay * decay_rate * stabilised
 
 
 def d_homeostasis(homeostasis: float, glutamate: float, k: SynapseConstants) -> float:
     """Counter-regulation builds with the glutamate surge and relaxes over days."""
-    return k.k_h_build * fmax(glutamate, 0.0) - k.k_h_decay * homeostasis
+    return k.k_h_build * max(glutamate, 0.0) - k.k_h_decay * homeostasis
 
 
 def d_tolerance(tolerance: float, occupancy: float, k: SynapseConstants) -> float:
