@@ -112,7 +112,7 @@ def test_pk_exp_is_within_two_units_in_the_last_place():
     ulp = np.abs(ours - np.exp(xs)) / np.spacing(np.exp(xs))
     assert ulp.max() <= 2.0
     assert f(0.0) == 1.0 and f(-746.0) == 0.0 and np.isnan(f(np.nan))
-    # below the normal range (x < -708.4) too, where 2**k is built in two factors
+    # below the normal range (x < -708.4) too, where 2**k is a subnormal power from the table
     tiny = -np.random.default_rng(1).uniform(700.0, 745.0, 20000)
     ours = np.array([f(x) for x in tiny])
     assert (np.abs(ours - np.exp(tiny)) <= 2.0 * np.spacing(np.exp(tiny))).all()
