@@ -51,6 +51,7 @@ import numpy as np
 from numba.np.unsafe.ndarray import to_fixed_tuple
 from numpy.typing import NDArray
 
+from ketadur.engine.intrinsics import fma
 from ketadur.engine.numba_cache import drop_stale_cache
 from ketadur.engine.reference import Span
 from ketadur.errors import KetadurInputError
@@ -61,18 +62,23 @@ from ketadur.model.pk import PKConstants
 from ketadur.model.synapse_mood import SynapseConstants
 from ketadur.model.system import INPUT_NAMES, OUTPUTS, STATE_NAMES, CompiledModel, Schedule
 
-_MODEL_DIR = Path(pk.__file__).parent
+_MODEL_DIR, _ENGINE_DIR = Path(pk.__file__).parent, Path(__file__).parent
 drop_stale_cache(
-    [*_MODEL_DIR.glob("*.py"), Path(__file__), Path(__file__).parent / "lanes.py"],
-    [Path(__file__).parent / "__pycache__", _MODEL_DIR / "__pycache__"],
+    [
+        *_MODEL_DIR.glob("*.py"),
+        *(Path(__file__).parent / f for f in ("fast.py", "lanes.py", "intrinsics.py")),
+    ],
+    [_ENGINE_DIR / "__pycache__", _MODEL_DIR / "__pycache__"],
 )
 _JIT = MappingProxyType({"cache": True, "error_model": "numpy"})
 """Numba options of every kernel here. NumPy's error model: a division by zero gives inf or nan,
 which the step control rejects until the patient is reported as failed, instead of raising inside
-a parallel batch and losing every patient of it. No fast-math, not even fused multiply-adds
-(``contract``, about 9 % faster): where LLVM fuses depends on the code around an expression, so
-the lanes, this integrator, and processes that compiled for another vector width would no longer
-give the same bits (``docs/benchmarks.md``)."""
+a parallel batch and losing every patient of it. No fast-math, not even the compiler's own fused
+multiply-adds (``contract``): where LLVM fuses depends on the code around an expression, so the
+lanes, this integrator, and processes that compiled for another vector width would no longer
+give the same bits. The multiply-adds that matter (stage sums, error estimate, exact PK, its
+exponential) are written out instead (:func:`ketadur.engine.intrinsics.fma`), the same in every
+engine (``docs/benchmarks.md``)."""
 _K = make_kernels(nb.njit(**_JIT, inline="always"))
 _RHS, _OBSERVE, _SESSION, _LOSS = _K.rhs, _K.observe, _K.session_jump, _K.loss
 
@@ -333,23 +339,23 @@ _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 def pk_exp(x):
     """exp(x) for x <= 64 ln 2 (the PK modes' decay factors, x <= 0), within two units in the
     last place, in plain arithmetic: reduction to r = x - k ln 2 with |r| <= ln 2 / 2, a
-    degree-13 Taylor polynomial (truncation below 5e-18; Estrin's scheme), scaled by 2**k from a
-    table. Unlike libm's exp (a call) a compiler can vectorise it, so the fast engine's lanes
+    degree-13 Taylor polynomial (truncation below 5e-18; Estrin's scheme, in fused multiply-adds),
+    scaled by 2**k from a table. Unlike libm's exp (a call) a compiler can vectorise it, so the fast engine's lanes
     compute the PK's exponentials together; the scalar engine uses it too, so that both give the
     same bits."""
     if x < -745.0:
         return 0.0
     k = np.floor(x * 1.4426950408889634 + 0.5)
     i = min(max(int(k) + 1074, 0), _POW2.size - 1)  # a NaN x gives NaN, not a wild index
-    r = (x - k * _LN2_HI) - k * _LN2_LO
+    r = fma(-k, _LN2_LO, fma(-k, _LN2_HI, x))
     # Estrin's scheme: the terms in pairs, so that the chain of dependent operations is short
     r2 = r * r
     r4 = r2 * r2
-    q0 = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0))
-    q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0))
-    q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0))
-    q3 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
-    p = (q0 + r4 * q1) + (r4 * r4) * (q2 + r4 * q3)
+    q0 = fma(r2, fma(r, 1.0 / 6.0, 0.5), 1.0 + r)
+    q1 = fma(r2, fma(r, 1.0 / 5040.0, 1.0 / 720.0), fma(r, 1.0 / 120.0, 1.0 / 24.0))
+    q2 = fma(r2, fma(r, 1.0 / 39916800.0, 1.0 / 3628800.0), fma(r, 1.0 / 362880.0, 1.0 / 40320.0))
+    q3 = fma(r, 1.0 / 6227020800.0, 1.0 / 479001600.0)
+    p = fma(r4 * r4, fma(r4, q3, q2), fma(r4, q1, q0))
     return p * _POW2[i]
 
 
@@ -372,8 +378,8 @@ def _pk_advance(zs, zr, lam, w, wl, u, h, adv, n_adv, zs_out, zr_out):
         x = lam[m] * h
         e = pk_exp(x)
         q = infusion_gain(x, e, h, w[m], wl[m])
-        zs_out[m] = e * zs[m] + q * u[0]
-        zr_out[m] = e * zr[m] + q * u[1]
+        zs_out[m] = fma(e, zs[m], q * u[0])
+        zr_out[m] = fma(e, zr[m], q * u[1])
 
 
 @nb.njit(**_JIT, inline="always")
@@ -429,10 +435,10 @@ def _mode_conc(zs, zr, v, obs, n_obs, to_um, conc):
     cks = ckr = cnks = cnkr = 0.0
     for k in range(n_obs):
         m = obs[k]
-        cks += v[_CEK, m] * zs[m]
-        ckr += v[_CEK, m] * zr[m]
-        cnks += v[_CENK, m] * zs[m]
-        cnkr += v[_CENK, m] * zr[m]
+        cks = fma(v[_CEK, m], zs[m], cks)
+        ckr = fma(v[_CEK, m], zr[m], ckr)
+        cnks = fma(v[_CENK, m], zs[m], cnks)
+        cnkr = fma(v[_CENK, m], zr[m], cnkr)
     conc[0] = cks * to_um
     conc[1] = ckr * to_um
     conc[2] = cnks * to_um
@@ -728,9 +734,9 @@ def _integrate_one(
                         acc = 0.0
                         stiff = 0.0
                         for j in range(s):
-                            acc += _ARK_AE[s, j] * kf[j, i]
-                            stiff += _ARK_AD[s, j] * kz[j, i]
-                        kz[s, i] = (y[i] + step * acc - dl[i] * stiff) * den[i]
+                            acc = fma(_ARK_AE[s, j], kf[j, i], acc)
+                            stiff = fma(_ARK_AD[s, j], kz[j, i], stiff)
+                        kz[s, i] = fma(-dl[i], stiff, fma(step, acc, y[i])) * den[i]
                     # The inner stages need only the observed modes; the last (c = 1) advances
                     # every mode to the step's end.
                     if drug and s < _N_STAGES - 1:
@@ -746,9 +752,9 @@ def _integrate_one(
                     acc = 0.0
                     e_i = 0.0
                     for j in range(_N_STAGES):
-                        acc += _ARK_B[j] * kf[j, i]
-                        e_i += _ARK_E[j] * kf[j, i]
-                    ys[i] = y[i] + step * acc
+                        acc = fma(_ARK_B[j], kf[j, i], acc)
+                        e_i = fma(_ARK_E[j], kf[j, i], e_i)
+                    ys[i] = fma(step, acc, y[i])
                     scale = atol[i] + rtol[i] * max(abs(y[i]), abs(ys[i]))
                     # filtered for the implicit part (Hairer & Wanner's (I - h gamma J)^-1)
                     e_abs = abs(step * e_i * den[i])

@@ -6,8 +6,9 @@ step control are the very functions the CPU engine compiles, so the GPU cannot d
 Nothing here is needed to use ketadur; without a CUDA GPU :func:`gpu_available` is false and
 asking for ``device="gpu"`` is an input error.
 
-Results agree with the CPU fast engine to rounding (the GPU contracts multiply-adds into fused
-ones and has its own ``exp`` and ``pow``), and a step accepted on one device can then be rejected
+Results agree with the CPU fast engine to rounding (besides the multiply-adds both devices fuse,
+:func:`ketadur.engine.intrinsics.fma`, the GPU contracts others into fused ones, and it has its
+own ``exp`` and ``pow``), and a step accepted on one device can then be rejected
 on the other, so the two differ by up to the step control's tolerance, far inside the 1e-3
 agreement with the reference engine; on one device, runs are identical bit for bit (one thread
 per patient, no reductions across threads). ``docs/benchmarks.md`` has the measurements.

@@ -10,11 +10,14 @@ PK at the stage times, the error estimate, the verdict, the states and PK modes 
 decayed modes dropped), and the step-size control. Every lane is a patient of its own, with its
 own time, step size, breakpoints, doses and outputs; only a lane that needs it (a new patient or
 segment, a dose or session, a life event, an output inside its step, a rejected step) runs scalar
-code, and a lane whose patient is done takes the next one.
+code, and a lane whose patient is done takes the next one: the next not yet taken by any
+lane group of the batch (one group per thread), so that no thread waits idle at a batch's end
+while another still has a share of its own to finish.
 
 A patient's arithmetic is the same operations in the same order as in
 :func:`~ketadur.engine.fast._integrate_one` (vector instructions round each lane as scalar ones
-do, and both engines take the PK's exponentials from :func:`~ketadur.engine.fast.pk_exp`), so
+do, both engines fuse the same multiply-adds, :func:`~ketadur.engine.intrinsics.fma`, and
+take the PK's exponentials from :func:`~ketadur.engine.fast.pk_exp`), so
 the results are identical bit for bit to that function's, whatever the lanes hold beside the
 patient; tests check both. The lanes need the mTORC1 Hill coefficient to be an integer in
 [0, 8] (the general power does not vectorise): :func:`integrate_batch` sends other patients to
@@ -63,6 +66,7 @@ from ketadur.engine.fast import (
     infusion_gain,
     pk_exp,
 )
+from ketadur.engine.intrinsics import fetch_add, fma
 from ketadur.model.cascade import CascadeConstants
 from ketadur.model.kernels import SIGNALS, make_kernels
 from ketadur.model.pk import PKConstants
@@ -88,12 +92,13 @@ def _compiled(
 
 
 def _sum_source(coefficients: np.ndarray, array: str) -> str:
-    """Source of ``0.0 + c0 * A[0 * n + r] + c1 * A[1 * n + r] + ...`` (``A`` is ``array``,
-    ``n`` its stage length): a stage sum written out, so that it stays in registers, in the
-    scalar engine's order and from its 0.0."""
-    return "0.0" + "".join(
-        f" + {float(c)!r} * {array}[{j} * n + r]" for j, c in enumerate(coefficients)
-    )
+    """Source of ``fma(c1, A[1 * n + r], fma(c0, A[0 * n + r], 0.0))``... (``A`` is ``array``,
+    ``n`` its stage length): a stage sum written out, so that it stays in registers, with the
+    scalar engine's fused multiply-adds, in its order and from its 0.0."""
+    source = "0.0"
+    for j, c in enumerate(coefficients):
+        source = f"fma({float(c)!r}, {array}[{j} * n + r], {source})"
+    return source
 
 
 def _lane_reader(n: int) -> nb.core.dispatcher.Dispatcher:
@@ -170,9 +175,9 @@ def _stage_function(s: int) -> nb.core.dispatcher.Dispatcher:
         "            r = i * lanes + la\n"
         f"            acc = {acc}\n"
         f"            stiff = {stiff}\n"
-        "            Z[r] = (Y[r] + step[la] * acc - DL[r] * stiff) * DEN[r]\n"
+        "            Z[r] = fma(-DL[r], stiff, fma(step[la], acc, Y[r])) * DEN[r]\n"
     )
-    return _compiled(src, "stage", {"N_NL": N_NL}, inline=False)
+    return _compiled(src, "stage", {"N_NL": N_NL, "fma": fma}, inline=False)
 
 
 _STAGE1, _STAGE2, _STAGE3, _STAGE4, _STAGE5, _STAGE6 = (
@@ -195,14 +200,14 @@ def _error_function() -> nb.core.dispatcher.Dispatcher:
         "        for la in range(lanes):\n"
         "            r = i * lanes + la\n"
         "            y = Y[r]\n"
-        f"            ys = y + step[la] * ({acc})\n"
+        f"            ys = fma(step[la], {acc}, y)\n"
         "            YS[r] = ys\n"
         "            scale = atol[i] + rtol[i] * max(abs(y), abs(ys))\n"
         f"            e_abs = abs(step[la] * ({est}) * DEN[r])\n"
         "            TOT[la] += e_abs + abs(ys)\n"
         "            ERR[la] = max(ERR[la], e_abs / scale)\n"
     )
-    return _compiled(src, "error", {"N_NL": N_NL}, inline=False)
+    return _compiled(src, "error", {"N_NL": N_NL, "fma": fma}, inline=False)
 
 
 _LANE_ERROR = _error_function()
@@ -229,14 +234,14 @@ def _lane_pk(c, step, ZS, ZR, LAM, W, WL, U, VK, VNK, TOUM, DRUG, ON, o, ZS1, ZR
             u1 = U[lanes + la]
             q = infusion_gain(x, e, h, W[r], WL[r])
             inf_la = (u0 != 0.0) | (u1 != 0.0)
-            zs = e * ZS[r] + q * u0 if inf_la else e * ZS[r]
-            zr = e * ZR[r] + q * u1 if inf_la else e * ZR[r]
+            zs = fma(e, ZS[r], q * u0) if inf_la else e * ZS[r]
+            zr = fma(e, ZR[r], q * u1) if inf_la else e * ZR[r]
             ZS1[r] = zs
             ZR1[r] = zr
-            SUM[la] += VK[r] * zs
-            SUM[lanes + la] += VK[r] * zr
-            SUM[2 * lanes + la] += VNK[r] * zs
-            SUM[3 * lanes + la] += VNK[r] * zr
+            SUM[la] = fma(VK[r], zs, SUM[la])
+            SUM[lanes + la] = fma(VK[r], zr, SUM[lanes + la])
+            SUM[2 * lanes + la] = fma(VNK[r], zs, SUM[2 * lanes + la])
+            SUM[3 * lanes + la] = fma(VNK[r], zr, SUM[3 * lanes + la])
     for k in range(4):
         for la in range(lanes):
             C[k * lanes + la] = SUM[k * lanes + la] * TOUM[la] if DRUG[la] != 0.0 else 0.0
@@ -294,7 +299,7 @@ def _lane_prestep(LV, max_step, ZSV, ZRV, VKV, VNKV, WV, U, C, ON, lanes):
             vkm = vk[m * lanes : (m + 1) * lanes]
             zm = z[m * lanes : (m + 1) * lanes]
             for la in range(lanes):
-                ck[la] += vkm[la] * zm[la]
+                ck[la] = fma(vkm[la], zm[la], ck[la])
         for la in range(lanes):
             ck[la] = ck[la] * toum_[la] if drug_[la] != 0.0 else 0.0
     for m in range(N_LOCAL):
@@ -447,15 +452,17 @@ def _scatter(z, ZV, la):
 
 @nb.njit(**_JIT, _nrt=False)
 def _integrate_lanes(
-    p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
+    taken, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
     j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
     max_step, out, y_end, steps, patients, Y, YS, DL, DEN, KF, KZ, C, U, CCL, SCL, ERR, TOT, LV,
     lane_work, lane_iwork, ZSV, ZRV, ZS1V, ZR1V, LAMV, WV, WLV, VKV, VNKV, SIZEV, MASK, SUMV,
     mode_on, PKCL,
 ):  # fmt: skip
-    """Integrate the patients listed in ``patients[p_first:p_stop]`` (indices into the batch
-    arrays of :func:`ketadur.engine.fast.integrate_batch`, whose arguments these are), :data:`LANES`
-    at a time, each lane taking the next patient when its own is done. The arrays after
+    """Integrate patients listed in ``patients`` (indices into the batch arrays of
+    :func:`ketadur.engine.fast.integrate_batch`, whose arguments these are), :data:`LANES` at a
+    time, each lane taking the next patient when its own is done: the next position of
+    ``patients`` not yet taken, counted in ``taken[0]``, which lane groups running in other
+    threads share (:func:`~ketadur.engine.intrinsics.fetch_add`). The arrays after
     ``patients`` are scratch (:func:`_lane_group` allocates them). Fills ``out``, ``y_end``
     and ``steps`` (-1: the step size collapsed) of those patients.
 
@@ -470,7 +477,7 @@ def _integrate_lanes(
     nl = N_NL
     n_bp = bp_t.size
     pk_out = _needs_pk(codes)
-    next_patient = p_first
+    n_patients = patients.size
     s0 = 3 * N_LOCAL  # lane integers after adv, obs, seen: see _N_LI
     LV[:] = 0.0
     for la in range(LANES):
@@ -506,11 +513,11 @@ def _integrate_lanes(
                 phase = _SEGMENT  # the step reached its target
             while phase != _STEPPING and phase != _IDLE:
                 if phase == _NEED_PATIENT:
-                    if next_patient >= p_stop:
+                    k = fetch_add(taken, 0, 1)
+                    if k >= n_patients:
                         phase = _IDLE
                         break
-                    p = patients[next_patient]
-                    next_patient += 1
+                    p = patients[k]
                     li[s0] = p
                     for f in range(_N_PKC):
                         PKCL[f * LANES + la] = pkc_rows[p, f]
@@ -746,7 +753,7 @@ def _integrate_lanes(
 
 @nb.njit(**_JIT)
 def _lane_group(
-    p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
+    taken, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
     j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
     max_step, out, y_end, steps, patients,
 ):  # fmt: skip
@@ -754,7 +761,7 @@ def _lane_group(
     nl = N_NL * LANES
     nm = N_LOCAL * LANES
     _integrate_lanes(
-        p_first, p_stop, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
+        taken, pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind,
         j_value, j_delta, le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol,
         max_step, out, y_end, steps, patients, np.empty(nl), np.empty(nl), np.empty(nl),
         np.empty(nl), np.empty(_N_STAGES * nl), np.empty(_N_STAGES * nl), np.empty(4 * LANES),
@@ -771,13 +778,14 @@ def _lane_group(
 def _integrate_batch_lanes(
     pkc_rows, cc_rows, sc_rows, lam, v, v_inv, bp_t, bp_u, jptr, j_kind, j_value, j_delta,
     le_ptr, le_t, le_points, y0, t_start, t_end, t_out, codes, rtol, atol, max_step, out, y_end,
-    steps, patients, n_blocks,
+    steps, patients, n_groups,
 ):  # fmt: skip
-    """:func:`_lane_group` over ``patients`` in ``n_blocks`` equal shares, in parallel."""
-    n = patients.size
-    for k in nb.prange(n_blocks):
+    """``patients`` through ``n_groups`` lane groups (:func:`_lane_group`) in parallel, each
+    taking the next patient not yet taken as its lanes free up."""
+    taken = np.zeros(1, dtype=np.int64)
+    for _ in nb.prange(n_groups):
         _lane_group(
-            k * n // n_blocks, (k + 1) * n // n_blocks, pkc_rows, cc_rows, sc_rows, lam,
+            taken, pkc_rows, cc_rows, sc_rows, lam,
             v, v_inv, bp_t, bp_u, jptr, j_kind, j_value, j_delta, le_ptr, le_t, le_points, y0,
             t_start, t_end, t_out, codes, rtol, atol, max_step, out, y_end, steps, patients,
         )  # fmt: skip
@@ -795,11 +803,10 @@ def integrate_batch(*args) -> None:
     in_lanes = (hill == np.floor(hill)) & (hill >= 0.0) & (hill <= 8.0)
     patients = np.flatnonzero(in_lanes).astype(np.int64)
     if patients.size:
-        # One share per thread (of at least a patient per lane): a lane group's lanes fall idle
-        # one by one as its last patients finish, so fewer, larger shares leave fewer idle lanes
-        # (with shares of eight patients per lane this cost 2-3 % of a thread's time).
-        n_blocks = max(1, min(nb.get_num_threads(), patients.size // LANES))
-        _integrate_batch_lanes(*args, patients, n_blocks)
+        # One lane group per thread (with at least a patient per lane): a group's lanes fall
+        # idle one by one once no patient is left, so fewer groups leave fewer idle lanes.
+        n_groups = max(1, min(nb.get_num_threads(), patients.size // LANES))
+        _integrate_batch_lanes(*args, patients, n_groups)
     rest = np.flatnonzero(~in_lanes)
     if rest.size:
         _integrate_rest(args, rest)

@@ -2,7 +2,7 @@
 
 A protocol arm without adaptive elements (every phase entered by everyone, no rules) gives every
 patient the same schedule up to weight-based amounts and their own covariates: it is compiled once
-for a whole chunk and integrated by the batched Numba kernel, sixteen patients at a time in SIMD
+for a whole chunk and integrated by the batched Numba kernel, 32 patients at a time in SIMD
 lanes (:mod:`ketadur.engine.lanes`). An adaptive arm (entry criteria, randomised fractions,
 boosters, interval rules) makes schedules differ; each patient then runs through the adaptive
 protocol runner on the fast engine, with its own random stream.
