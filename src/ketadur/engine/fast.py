@@ -66,7 +66,7 @@ _MODEL_DIR, _ENGINE_DIR = Path(pk.__file__).parent, Path(__file__).parent
 drop_stale_cache(
     [
         *_MODEL_DIR.glob("*.py"),
-        *(Path(__file__).parent / f for f in ("fast.py", "lanes.py", "intrinsics.py")),
+        *(_ENGINE_DIR / f for f in ("fast.py", "lanes.py", "intrinsics.py")),
     ],
     [_ENGINE_DIR / "__pycache__", _MODEL_DIR / "__pycache__"],
 )
@@ -339,10 +339,10 @@ _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 def pk_exp(x):
     """exp(x) for x <= 64 ln 2 (the PK modes' decay factors, x <= 0), within two units in the
     last place, in plain arithmetic: reduction to r = x - k ln 2 with |r| <= ln 2 / 2, a
-    degree-13 Taylor polynomial (truncation below 5e-18; Estrin's scheme, in fused multiply-adds),
-    scaled by 2**k from a table. Unlike libm's exp (a call) a compiler can vectorise it, so the fast engine's lanes
-    compute the PK's exponentials together; the scalar engine uses it too, so that both give the
-    same bits."""
+    degree-13 Taylor polynomial (truncation below 5e-18; Estrin's scheme, in fused
+    multiply-adds), scaled by 2**k from a table. Unlike libm's exp (a call) a compiler can
+    vectorise it, so the fast engine's lanes compute the PK's exponentials together; the scalar
+    engine uses it too, so that both give the same bits."""
     if x < -745.0:
         return 0.0
     k = np.floor(x * 1.4426950408889634 + 0.5)

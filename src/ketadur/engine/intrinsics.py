@@ -26,11 +26,20 @@ from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic, overload
 
+_MATH_FMA = getattr(math, "fma", None)
+"""Python's correctly rounded fused multiply-add (Python 3.13 and later), or None."""
+
 
 def fma(a: float, b: float, c: float) -> float:
     """``a * b + c`` with a single rounding (IEEE 754 fusedMultiplyAdd). Python's own
     ``math.fma`` (3.13 and later) where there is one; before that, exact rational arithmetic,
-    whose conversion to float rounds to nearest, ties to even, as the instruction does."""
+    whose conversion to float rounds to nearest, ties to even, as the instruction does.
+
+    >>> 0.1 * 10.0 - 1.0  # 0.1 is a little more than a tenth; rounded twice, that is lost
+    0.0
+    >>> fma(0.1, 10.0, -1.0)
+    5.551115123125783e-17
+    """
     a, b, c = float(a), float(b), float(c)
     if _MATH_FMA is not None:
         return _MATH_FMA(a, b, c)
@@ -40,9 +49,6 @@ def fma(a: float, b: float, c: float) -> float:
         return float(Fraction(a) * Fraction(b) + Fraction(c))  # an exact zero gives +0.0
     except OverflowError:
         return math.inf if a * b > 0.0 else -math.inf
-
-
-_MATH_FMA = getattr(math, "fma", None)
 
 
 @intrinsic
