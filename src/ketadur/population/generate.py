@@ -22,9 +22,9 @@ HORIZON_DAYS = 3650.0
 MAX_PATIENTS = 10_000_000
 
 _BLOCK_PATIENTS = 10_000
-"""Patients turned from Python rows into a table at a time: a row as a dict of Python objects
-takes about ten times its share of the table, so 100,000 patients drawn in one block peaked at
-930 MiB for a 108 MiB table."""
+"""Patients turned from Python objects into a table at a time: a patient's draws as Python
+objects take several times their share of the table (when each was a dict, 100,000 patients
+drawn in one block peaked at 930 MiB for a 108 MiB table)."""
 
 
 def _draw(rng: np.random.Generator, d: TruncNormal | LogNormal) -> float:
