@@ -157,6 +157,25 @@ def test_population_and_population_simulation_commands(tmp_path, cli):
     assert progress and progress[-1].startswith("simulating patients: 6 of 6 ("), res.stderr
 
 
+def test_plain_progress_lines_write_counts_in_full(monkeypatch) -> None:
+    """A million patients read 1,000,000 in a log, not 1e+06."""
+    import io
+
+    from rich.console import Console
+
+    from ketadur import cli_common
+
+    log = io.StringIO()
+    monkeypatch.setattr(cli_common, "err_console", Console(file=log, force_terminal=False))
+    bar = cli_common.progress_bar()
+    task = bar.add_task("simulating patients", total=1_000_000)
+    bar.update(task, completed=256_000)
+    bar.update(task, completed=1_000_000)
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("simulating patients: 256,000 of 1,000,000 ("), lines
+    assert lines[-1].startswith("simulating patients: 1,000,000 of 1,000,000 ("), lines
+
+
 @pytest.mark.parametrize(
     "args",
     [

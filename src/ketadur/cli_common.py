@@ -92,12 +92,17 @@ class _LoggedProgress(Progress):
         finished = task.total is not None and task.completed >= task.total
         if finished or now - self._logged_at.get(task_id, -LOG_EVERY_S) >= LOG_EVERY_S:
             self._logged_at[task_id] = now
-            total = "?" if task.total is None else f"{task.total:g}"
+            total = "?" if task.total is None else _count(task.total)
             elapsed = task.elapsed or 0.0
             self.console.print(
-                f"{task.description}: {task.completed:g} of {total} ({elapsed:.0f} s)",
+                f"{task.description}: {_count(task.completed)} of {total} ({elapsed:.0f} s)",
                 highlight=False,
             )
+
+
+def _count(x: float) -> str:
+    """A progress count as people write it: 1,000,000 rather than 1e+06."""
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
 
 
 def progress_bar(*, remaining: bool = True) -> Progress:
