@@ -533,6 +533,17 @@ def _record(y, zs, zr, v, u, pkc, cc, sc, codes, row, conc, plasma, sig, pk):
             row[c] = sig[code - 20]
 
 
+_NEGLIGIBLE_STATE = 1e-150
+"""Magnitude (in each nonlinear state's own unit) below which a state is set to exactly zero when
+a step is accepted, in both fast engines alike. States that only decay once the drug is gone
+(glutamate, the acute response) otherwise sink into subnormal numbers (below 2.2e-308) and stay
+there, and every operation on a subnormal takes the processor tens to hundreds of cycles: in a
+year whose second half has no infusion every step of that half cost five times a step with
+drug (``docs/benchmarks.md``). 1e-150 is about the square root of the smallest normal number,
+so that products of two states stay normal too, and 140 orders of magnitude below the smallest
+absolute tolerance (1e-7): the step control cannot tell such a state from zero, and neither can
+anything the model computes from it."""
+
 _HERMITE_STIFFNESS = 2.0
 """Largest step times loss rate (dimensionless) for which a state is interpolated by cubic
 Hermite; a stiffer state (ERK in a quiet week, with steps of many hours) is interpolated linearly:
@@ -780,8 +791,8 @@ def _integrate_one(
                             )  # fmt: skip
                             i_out += 1
                     t = t_new
-                    for i in range(N_NL):
-                        y[i] = ys[i]
+                    for i in range(N_NL):  # a negligible state is zero, not a slow subnormal
+                        y[i] = 0.0 if abs(ys[i]) < _NEGLIGIBLE_STATE else ys[i]
                     if drug:
                         for m in range(N_LOCAL):
                             zs[m] = zs1[m]

@@ -48,6 +48,7 @@ from ketadur.engine.fast import (
     _N_PKC,
     _N_SC,
     _N_STAGES,
+    _NEGLIGIBLE_STATE,
     _PI_ALPHA,
     _PI_BETA,
     _PI_SAFETY,
@@ -347,9 +348,11 @@ def _lane_accept(LV, ERR, TOT, lanes):
 
 @nb.njit(**_JIT)
 def _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, ON, SIZEV, U, MASK, B, lanes):
-    """Every accepted lane's states and time moved to the step's end, its PK modes too, with the
-    drug declared gone and decayed modes dropped as :func:`ketadur.engine.fast._drug_present`
-    and :func:`~ketadur.engine.fast._active_modes` do (``B``: scratch of three rows of lanes).
+    """Every accepted lane's states (a negligible one set to zero, as
+    :data:`ketadur.engine.fast._NEGLIGIBLE_STATE` says) and time moved to the step's end, its PK
+    modes too, with the drug declared gone and decayed modes dropped as
+    :func:`ketadur.engine.fast._drug_present` and :func:`~ketadur.engine.fast._active_modes` do
+    (``B``: scratch of three rows of lanes).
     Every loop runs over lanes, with its choices as selects of values loaded beforehand (a load
     in one branch of a choice, a loop over modes inside, or a short-circuit ``and`` keeps the
     compiler from vectorising it)."""
@@ -358,6 +361,7 @@ def _lane_update(LV, Y, YS, ZSV, ZRV, ZS1V, ZR1V, ON, SIZEV, U, MASK, B, lanes):
         y, ys = Y[i * lanes : (i + 1) * lanes], YS[i * lanes : (i + 1) * lanes]
         for la in range(lanes):
             new, old = ys[la], y[la]  # both loaded: a load in one branch does not vectorise
+            new = 0.0 if abs(new) < _NEGLIGIBLE_STATE else new  # as in fast._integrate_one
             y[la] = new if acc_[la] != 0.0 else old
     for la in range(lanes):
         new, old = tnew_[la], t_[la]
