@@ -116,3 +116,17 @@ def test_pk_exp_is_within_two_units_in_the_last_place():
     tiny = -np.random.default_rng(1).uniform(700.0, 745.0, 20000)
     ours = np.array([f(x) for x in tiny])
     assert (np.abs(ours - np.exp(tiny)) <= 2.0 * np.spacing(np.exp(tiny))).all()
+
+
+def test_no_state_is_left_subnormal_once_the_drug_is_gone(monkeypatch):
+    """Months after a single infusion the states that only decay (glutamate, the acute response)
+    are zero, not subnormal numbers (on which every operation is slow), in both engines alike."""
+    pop = generate_population("trd-adults", 40, seed=3)
+    protocol = load_protocol("protocol1_single_infusion")
+    smallest_normal = np.finfo(np.float64).tiny
+    for scalar, vector in _both_engines(monkeypatch, protocol, pop, 120.0):
+        for a, b in zip(scalar, vector, strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
+        y_end = vector[1]
+        assert not ((y_end != 0.0) & (np.abs(y_end) < smallest_normal)).any()
+        assert (y_end[:, -len(fast.NONLINEAR_STATES) :] == 0.0).any()  # some state did decay
